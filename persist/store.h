@@ -1,0 +1,124 @@
+/*
+ * store — durable orders and audit trails in RocksDB, written by one
+ * persistence thread with group commit.
+ *
+ * The event-loop thread calls store_put()/store_delete(): each encodes its
+ * record at once (so the caller may change the order right after) and hands
+ * it to the persistence thread through one bounded queue (one short lock per
+ * hand-off batch).  That thread writes everything queued as one WriteBatch,
+ * syncs the WAL once per group (mode sync), advances the durable ticket and
+ * calls opt.wake() so the loop can send the replies that waited.
+ *
+ * Column families: "orders" (id -> record), "audit" (id, 0x00, big-endian
+ * u32 sequence -> entry), "meta" (format version).  Knows nothing of
+ * sockets or libevent.  Thread rules are given per function.
+ */
+#ifndef DISPATCHD_STORE_H
+#define DISPATCHD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../queue/order.h"
+
+enum store_durability {
+    STORE_SYNC,  /* a ticket is durable once its group's WAL is synced */
+    STORE_BATCH, /* durable at once; the WAL is synced every batch_ms */
+    STORE_NONE,  /* durable at once; never synced explicitly */
+};
+
+struct store_options {
+    int durability;          /* enum store_durability; default STORE_SYNC */
+    int batch_ms;            /* STORE_BATCH sync period; default 10 */
+    size_t queue_max;        /* records waiting before store_put blocks */
+    /* Called from the persistence thread each time the durable ticket
+       advances or the health changes.  Must be thread-safe and quick. */
+    void (*wake)(void *arg);
+    void *wake_arg;
+};
+
+/* One audit trail entry: time, actor, action, old and new state, and the
+   raw message that caused it. */
+struct audit_entry {
+    int64_t at;          /* ms */
+    int action;          /* enum order_action */
+    int from;            /* enum order_state, or -1 (push) */
+    int to;              /* enum order_state */
+    const char *actor;   /* client name, or "" */
+    size_t actor_len;
+    const char *raw;     /* the raw message, or "" */
+    size_t raw_len;
+    const char *note;    /* reason, lease, picker...; or "" */
+    size_t note_len;
+};
+
+struct store_stats {
+    int durability;
+    uint64_t submitted;   /* tickets handed out */
+    uint64_t durable;     /* highest durable ticket */
+    uint64_t groups;      /* write batches committed */
+    uint64_t records;     /* records written */
+    uint64_t syncs;       /* WAL syncs */
+    uint64_t sync_us_last, sync_us_max, sync_us_total;
+    uint64_t failures;    /* failed group writes (each retried) */
+    size_t max_group;
+};
+
+void store_options_default(struct store_options *opt);
+
+/* Open (creating) the store in dir.  NULL with a message in err when the
+   directory cannot be used, RocksDB fails, or the format is newer than this
+   build understands.  Loop thread. */
+struct store *store_open(const char *dir, const struct store_options *opt,
+                         char *err, size_t errlen);
+/* Write everything queued, sync, stop the thread, close.  Loop thread. */
+void store_close(struct store *s);
+
+/* Read every stored order, in id order; each is decoded into a new order
+   handed to each() (which owns it).  each() returning non-zero stops with
+   that value.  Returns 0, or -1 with err.  Before the first store_put. */
+int store_load(struct store *s, int (*each)(void *ctx, struct order *o),
+               void *ctx, char *err, size_t errlen);
+
+/* Record o's current state and, when a is not NULL, append audit entry
+   number o->audit_n - 1 (the caller increments o->audit_n first).
+   Returns the ticket (> 0), or 0 when the store is failing (nothing was
+   queued: the caller must refuse the write).  Loop thread. */
+uint64_t store_put(struct store *s, const struct order *o,
+                   const struct audit_entry *a);
+/* Delete an order and its whole audit trail (retention).  Same returns. */
+uint64_t store_delete(struct store *s, const char *id);
+
+/* Highest ticket that is durable under the store's mode.  Any thread. */
+uint64_t store_durable(struct store *s);
+/* false (and the reason) while writes are failing; writes resume, and it
+   turns true again, once a retried group succeeds.  Any thread. */
+bool store_ok(struct store *s, char *reason, size_t len);
+
+/* Call fn for each audit entry of id, oldest first; fn returning non-zero
+   stops.  Returns 0, or -1 with err.  Loop thread. */
+int store_audit(struct store *s, const char *id, size_t idlen,
+                int (*fn)(void *ctx, uint32_t seq,
+                          const struct audit_entry *a),
+                void *ctx, char *err, size_t errlen);
+
+/* A consistent online copy in dir (which must not exist), usable with
+   store_open.  Returns 0, or -1 with err.  Loop thread. */
+int store_checkpoint(struct store *s, const char *dir, char *err,
+                     size_t errlen);
+
+void store_stats(struct store *s, struct store_stats *st);
+
+/* The record codec (record.c), versioned and bounds-checked.
+   order_encode returns the encoded length; when it is > cap nothing useful
+   was written and the caller retries with a bigger buffer. */
+size_t record_encode(const struct order *o, char *buf, size_t cap);
+/* NULL with err on a truncated, corrupt or newer-format record. */
+struct order *record_decode(const char *buf, size_t len, char *err,
+                            size_t errlen);
+size_t audit_encode(const struct audit_entry *a, char *buf, size_t cap);
+/* Fills a with pointers into buf. */
+int audit_decode(const char *buf, size_t len, struct audit_entry *a);
+
+#endif

@@ -1,0 +1,209 @@
+/*
+ * order — the warehouse order: its fields, enums, state machine and intake
+ * rules.  Pure data and logic: no I/O, no clock (times are passed in, in
+ * epoch milliseconds UTC).
+ *
+ * An order is allocated by order_new() and freed by order_free(); whoever
+ * holds the pointer owns it (the pick queue, once pushed).
+ */
+#ifndef DISPATCHD_ORDER_H
+#define DISPATCHD_ORDER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uthash.h>
+
+#include "pheap.h"
+
+/* Bounds on everything an order carries (intake rejects larger input). */
+#define ORDER_ID_MAX 64        /* bytes of an order id */
+#define ORDER_NAME_MAX 64      /* warehouse, customer, picker, operator */
+#define ORDER_ATTRS_MAX 32     /* number of free-form attributes */
+#define ORDER_ATTR_KEY_MAX 64  /* bytes of an attribute key */
+#define ORDER_ATTR_VAL_MAX 1024 /* bytes of an attribute value */
+
+/* Urgency class, most urgent first; the numeric order IS the pick order. */
+enum order_class {
+    CLASS_ASN,     /* OEM ASN direct ship: a production line waits */
+    CLASS_RUSH4H,
+    CLASS_RUSH24H,
+    CLASS_NORMAL,
+    CLASS_COUNT
+};
+
+enum order_state {
+    STATE_NEW,
+    STATE_HELD,
+    STATE_QUEUED,
+    STATE_PICKING,
+    STATE_SHIPPED,
+    STATE_DELIVERED,
+    STATE_CANCELLED,
+    STATE_COUNT
+};
+
+/* What happened to an order: the edges of the state machine, and the
+   action word of an audit entry. */
+enum order_action {
+    ACTION_PUSH,     /* -> new (or queued when pushed approved) */
+    ACTION_APPROVE,  /* new|held -> queued */
+    ACTION_HOLD,     /* new|queued -> held */
+    ACTION_NEXT,     /* queued -> picking (leased) */
+    ACTION_TOUCH,    /* picking -> picking (lease extended) */
+    ACTION_RELEASE,  /* picking -> queued (picker gave it back) */
+    ACTION_EXPIRE,   /* picking -> queued (lease ran out) */
+    ACTION_OUTBOUND, /* queued|picking -> shipped (WMS is the truth) */
+    ACTION_DELIVER,  /* shipped -> delivered */
+    ACTION_CANCEL,   /* new|held|queued|picking -> cancelled */
+    ACTION_REPRIO,   /* new|held|queued|picking -> same state, new key */
+    ACTION_ESCALATE, /* queued -> queued, effective class one up */
+    ACTION_COUNT
+};
+
+enum order_source {
+    SOURCE_DEALER, /* default */
+    SOURCE_ASN,
+    SOURCE_ECOMMERCE,
+    SOURCE_AFTERSALES,
+    SOURCE_COUNT
+};
+
+enum order_fulfil {
+    FULFIL_STOCK, /* default */
+    FULFIL_TO_DRAWING,
+    FULFIL_VMI,
+    FULFIL_JIT,
+    FULFIL_COUNT
+};
+
+/* Risk flags, a bit set. */
+enum order_risk {
+    RISK_NEW_CUSTOMER = 1u << 0,
+    RISK_HIGH_RETURNS = 1u << 1,
+    RISK_OVERDUE_90D = 1u << 2,
+};
+#define RISK_ALL (RISK_NEW_CUSTOMER | RISK_HIGH_RETURNS | RISK_OVERDUE_90D)
+
+struct order {
+    struct pheap_node qnode; /* in its warehouse's pick heap when queued */
+    struct pheap_node tnode; /* in the timer heap: escalation when queued,
+                                lease expiry when picking */
+    UT_hash_handle hh;       /* the pick queue's id index */
+    struct pickq_wh *wh;     /* the warehouse it belongs to (pickq private) */
+    struct order *fin_prev;  /* pickq's list of finished orders, oldest */
+    struct order *fin_next;  /* first (pickq private) */
+
+    char id[ORDER_ID_MAX + 1];
+    char warehouse[ORDER_NAME_MAX + 1];
+    char customer[ORDER_NAME_MAX + 1];
+
+    uint8_t cls;        /* enum order_class as pushed (or re-prioritised) */
+    uint8_t eff_cls;    /* effective class after escalation; <= cls */
+    uint8_t state;      /* enum order_state */
+    uint8_t source;     /* enum order_source */
+    uint8_t fulfil;     /* enum order_fulfil */
+    uint8_t risk;       /* enum order_risk bits */
+
+    int64_t deadline;   /* ms */
+    int64_t created;    /* ms, first push */
+    int64_t updated;    /* ms, last transition */
+    uint64_t seq;       /* arrival sequence in the queue (set on entering
+                           queued the first time; kept across release) */
+
+    /* Lease, meaningful while picking. */
+    uint64_t lease;
+    int64_t lease_expires;          /* ms */
+    int64_t picked_at;              /* ms, when the current lease began */
+    char picker[ORDER_NAME_MAX + 1];
+
+    /* Outbound confirmation, meaningful once shipped. */
+    int64_t outbound_at;
+    char operator_[ORDER_NAME_MAX + 1];
+    bool outbound_leased;  /* confirmed while this picker held a lease */
+    int64_t delivered_at;
+
+    uint32_t audit_n;      /* audit entries written so far (next sequence) */
+
+    /* Attributes: nattrs pairs packed as "key\0value\0key\0value\0...",
+       attrs_len bytes in total (malloc'd, owned by the order, or NULL). */
+    uint16_t nattrs;
+    uint32_t attrs_len;
+    char *attrs;
+};
+
+/* A zeroed order with defaults (class normal, source dealer, fulfil stock,
+   state new), or NULL when out of memory. */
+struct order *order_new(void);
+void order_free(struct order *o);
+
+/* Copy s (len bytes, must be < the bound) into a fixed field.
+   Returns 0, or -1 when too long. */
+int order_set_id(struct order *o, const char *s, size_t len);
+int order_set_warehouse(struct order *o, const char *s, size_t len);
+int order_set_customer(struct order *o, const char *s, size_t len);
+
+/* Append an attribute; replaces the value of an existing key.
+   Returns 0, -1 on a bound (err filled), -2 out of memory. */
+int order_attr_set(struct order *o, const char *k, size_t klen, const char *v,
+                   size_t vlen, char *err, size_t errlen);
+/* The value of key k, or NULL. */
+const char *order_attr_get(const struct order *o, const char *k);
+/* Iterate: *pos starts at 0; returns false at the end. */
+bool order_attr_next(const struct order *o, size_t *pos, const char **k,
+                     const char **v);
+
+/* The fields the ERP sent are equal (id, class, deadline, warehouse,
+   customer, taxonomy, attributes): a repeated push is then a no-op. */
+bool order_same_content(const struct order *a, const struct order *b);
+
+/* Parse (case-insensitive) and format each enum.  Parsers return -1 when
+   the word is unknown. */
+int order_class_parse(const char *s, size_t len);
+const char *order_class_name(int c);
+int order_state_parse(const char *s, size_t len);
+const char *order_state_name(int s);
+const char *order_action_name(int a);
+int order_action_parse(const char *s, size_t len);
+int order_source_parse(const char *s, size_t len);
+const char *order_source_name(int s);
+int order_fulfil_parse(const char *s, size_t len);
+const char *order_fulfil_name(int f);
+/* A comma-separated list of risk words ("new_customer,overdue_90d"); an
+   empty string is no risk.  Returns the bit set or -1. */
+int order_risk_parse(const char *s, size_t len);
+/* Writes the comma-separated names into buf; returns buf. */
+char *order_risk_format(unsigned risk, char *buf, size_t buflen);
+
+/* The state machine, one table: 0 and *to filled when action is legal
+   from state, -1 otherwise.  ACTION_PUSH is legal from no state: use
+   order_push_state() for it. */
+int order_transition(int from, int action, int *to);
+
+/* Intake rules on a filled order (deadline defaults already applied):
+   the id is non-empty, an asn-class order carries attributes
+   "asn_number" and "tech_agreement", a to_drawing order carries
+   "drawing_version", a deadline is set (> 0).  Returns 0, or -1 with a
+   message naming the field in err. */
+int order_validate(const struct order *o, char *err, size_t errlen);
+
+/* Time: parse epoch milliseconds ("1769407200000") or ISO 8601 with an
+   offset or Z ("2026-01-26T14:00:00+08:00", fraction of a second allowed).
+   Returns 0 and *ms, or -1. */
+int order_time_parse(const char *s, size_t len, int64_t *ms);
+/* ISO 8601 UTC with milliseconds, "2026-01-26T06:00:00.000Z". */
+char *order_time_format(int64_t ms, char *buf, size_t buflen);
+
+/* The heap key of (class, deadline): class in the top bits, so one
+   integer compare orders by class then deadline. */
+static inline uint64_t
+order_key(int cls, int64_t deadline)
+{
+    uint64_t d = deadline < 0 ? 0 : (uint64_t)deadline;
+    if (d > ((UINT64_C(1) << 60) - 1))
+        d = (UINT64_C(1) << 60) - 1;
+    return ((uint64_t)cls << 60) | d;
+}
+
+#endif

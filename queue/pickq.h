@@ -1,0 +1,167 @@
+/*
+ * pickq — the pick queues of every warehouse, the id index over all orders,
+ * leases, escalation, positions and queue-jump reports.
+ *
+ * One pairing heap per warehouse orders queued orders by (effective class,
+ * deadline, arrival).  One more heap, the timer heap, holds for each queued
+ * order the time it escalates and for each picking order the time its lease
+ * expires, so pickq_next_timer() is O(1) and the caller arms one timer.
+ *
+ * The queue owns every order it was given.  Single-threaded; no I/O and no
+ * clock: `now` is always a parameter (epoch ms).  Pointers to orders stay
+ * valid until the order is forgotten (pickq_forget_finished) or q is freed.
+ */
+#ifndef DISPATCHD_PICKQ_H
+#define DISPATCHD_PICKQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "order.h"
+
+enum pickq_err {
+    PICKQ_OK = 0,
+    PICKQ_NOTFOUND, /* no such order / warehouse */
+    PICKQ_BADSTATE, /* the order's state does not allow the action */
+    PICKQ_EXISTS,   /* push of an existing id with different content */
+    PICKQ_SAME,     /* idempotent repeat: nothing changed */
+    PICKQ_LEASE,    /* lease id does not match the order's current lease */
+    PICKQ_BADARG,   /* intake rule broken; err says which */
+    PICKQ_NOMEM,
+    PICKQ_EMPTY,    /* next: nothing to pick in that warehouse */
+};
+
+struct pickq_config {
+    int64_t lease_ms;                      /* default lease: 300000 */
+    int64_t lease_max_ms;                  /* longest lease granted: 3600000 */
+    /* Deadline when a push has none, ms after now; 0 = the class requires
+       one.  Defaults: asn 0, rush4h 4 h, rush24h 24 h, normal 72 h. */
+    int64_t deadline_default[CLASS_COUNT];
+    /* An order of effective class c whose deadline is within
+       escalate_window[c] of now is promoted to c - 1 (earliest deadline
+       first near the deadline).  0 disables; [CLASS_ASN] is unused.
+       Defaults: rush4h 30 min, rush24h 4 h, normal 24 h. */
+    int64_t escalate_window[CLASS_COUNT];
+    int64_t pick_ms;     /* mean pick duration before any is measured: 120000 */
+    size_t jump_scan;    /* displaced orders a jump report examines: 256 */
+};
+
+#define PICKQ_AT_RISK_MAX 16
+
+/* The record of a queue jump: an order other than normal entered the queue
+   (push approved, approve, or re-prioritised up) ahead of others. */
+struct pickq_jump {
+    const struct order *order; /* NULL: no jump happened */
+    size_t position;           /* orders ahead of it (0 = next to pick) */
+    size_t displaced;          /* orders that were in the queue before and
+                                  now wait behind it */
+    int64_t delay_ms;          /* extra wait for each displaced order:
+                                  mean pick duration / active pickers */
+    size_t at_risk;            /* displaced orders examined (jump_scan) whose
+                                  estimated pick time now passes their
+                                  deadline but did not before */
+    size_t at_risk_listed;     /* how many are in at_risk_orders */
+    const struct order *at_risk_orders[PICKQ_AT_RISK_MAX];
+};
+
+struct pickq_stats {
+    size_t by_state[STATE_COUNT];
+    size_t queued_by_class[CLASS_COUNT]; /* by effective class */
+    uint64_t pushes, approvals, picks, releases, outbounds,
+        outbounds_unleased, deliveries, cancels, expiries, escalations, jumps;
+    int64_t mean_pick_ms;   /* measured (EWMA), or the configured default */
+    size_t warehouses;
+};
+
+/* Called by pickq_tick for each change it made, after making it. */
+struct pickq_tick_cb {
+    void (*expired)(void *ctx, struct order *o, uint64_t old_lease);
+    void (*escalated)(void *ctx, struct order *o, int from_cls);
+    void *ctx;
+};
+
+void pickq_config_default(struct pickq_config *cfg);
+struct pickq *pickq_new(const struct pickq_config *cfg); /* NULL: no memory */
+void pickq_free(struct pickq *q);                          /* and its orders */
+
+struct order *pickq_get(struct pickq *q, const char *id, size_t len);
+
+/* Push o (state STATE_NEW, or STATE_QUEUED for "pushed approved").  Applies
+   the class's default deadline when o->deadline is 0, checks the intake
+   rules, stamps created/updated (and seq when queued).  On PICKQ_OK q owns
+   o; on any other result the caller keeps it.  PICKQ_SAME: an order with
+   this id and the same content exists (nothing changed); PICKQ_EXISTS: with
+   different content.  PICKQ_BADARG: err names the rule. */
+int pickq_push(struct pickq *q, struct order *o, int64_t now,
+               struct pickq_jump *jump, char *err, size_t errlen);
+
+/* Transitions on an order of q.  Each returns PICKQ_BADSTATE when the
+   state machine forbids it and changes nothing then.  jump, when not NULL,
+   is filled (jump->order set) when the change made a queue jump. */
+int pickq_approve(struct pickq *q, struct order *o, int64_t now,
+                  struct pickq_jump *jump);
+int pickq_hold(struct pickq *q, struct order *o, int64_t now);
+int pickq_cancel(struct pickq *q, struct order *o, int64_t now);
+/* New class, and new deadline unless deadline is 0.  The effective class
+   is recomputed (escalation applies again from the new class). */
+int pickq_reprio(struct pickq *q, struct order *o, int cls, int64_t deadline,
+                 int64_t now, struct pickq_jump *jump);
+
+/* Lease the first queued order of warehouse to picker for lease_ms
+   (0 = default; capped at lease_max_ms).  PICKQ_EMPTY when none. */
+int pickq_next(struct pickq *q, const char *warehouse, const char *picker,
+               int64_t lease_ms, int64_t now, struct order **out);
+/* Extend a lease to now + lease_ms (0 = default).  PICKQ_LEASE if lease is
+   not the order's current one (or the order is not picking). */
+int pickq_touch(struct pickq *q, struct order *o, uint64_t lease,
+                int64_t lease_ms, int64_t now);
+/* Give a leased order back: it returns to the queue with its original key
+   (its place).  PICKQ_LEASE as for touch. */
+int pickq_release(struct pickq *q, struct order *o, uint64_t lease,
+                  int64_t now);
+/* WMS outbound confirmation, from queued or picking (the WMS is the truth).
+   Sets outbound_at = at, operator_, outbound_leased.  PICKQ_SAME when the
+   order is already shipped or delivered. */
+int pickq_outbound(struct pickq *q, struct order *o, const char *operator_,
+                   int64_t at, int64_t now);
+/* shipped -> delivered.  PICKQ_SAME when already delivered. */
+int pickq_deliver(struct pickq *q, struct order *o, int64_t at, int64_t now);
+
+/* Earliest time pickq_tick has work to do, or INT64_MAX. */
+int64_t pickq_next_timer(struct pickq *q);
+/* Expire due leases (back to the queue at their place) and escalate due
+   orders.  Returns how many changes were made. */
+size_t pickq_tick(struct pickq *q, int64_t now, const struct pickq_tick_cb *cb);
+
+/* Rank (orders ahead) and estimated wait until picked (ms from now:
+   (rank + 1) * mean pick / active pickers) of a queued order.
+   PICKQ_BADSTATE when it is not queued. */
+int pickq_position(struct pickq *q, const struct order *o, size_t *rank,
+                   int64_t *eta_ms);
+/* The first k queued orders of a warehouse in pick order, without leasing.
+   Returns how many (0 for an unknown warehouse), or (size_t)-1 when out of
+   memory. */
+size_t pickq_peek(struct pickq *q, const char *warehouse, size_t k,
+                  struct order **out);
+
+/* Counters for one warehouse, or all when warehouse is NULL. */
+void pickq_stats(struct pickq *q, const char *warehouse,
+                 struct pickq_stats *st);
+
+/* Recovery: hand back an order read from storage, in any state, with its
+   seq, lease and counters as stored.  q owns it on PICKQ_OK; PICKQ_EXISTS
+   on a duplicate id.  Call pickq_restore_done() once after the last one:
+   it builds the heaps (sorted, so the first pop costs O(1)) and moves the
+   seq and lease counters past every value seen.  Leases that expired while
+   the daemon was down are expired by the next pickq_tick. */
+int pickq_restore(struct pickq *q, struct order *o);
+int pickq_restore_done(struct pickq *q);
+
+/* Forget finished orders (shipped, delivered, cancelled) last updated
+   before `before`: each is passed to cb (if not NULL) and then freed.
+   Returns how many. */
+size_t pickq_forget_finished(struct pickq *q, int64_t before,
+                             void (*cb)(void *ctx, struct order *o),
+                             void *ctx);
+
+#endif
