@@ -21,6 +21,7 @@
 #define RESP_INLINE_MAX (64 * 1024)   /* bytes of an inline command line */
 #define RESP_BULK_MAX (1024 * 1024)   /* bytes of one bulk argument */
 #define RESP_ARGS_MAX 1024            /* arguments of one command */
+#define RESP_HEADER_MAX 32            /* digits of a "*<n>" or "$<len>" line */
 
 struct resp_arg {
     const char *p;

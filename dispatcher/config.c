@@ -1,0 +1,360 @@
+/*
+ * Settings come from three places, later ones winning: the defaults below,
+ * an INI file (--config FILE; keys are the long option names, sections are
+ * ignored), and the command line.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+#include "store.h"
+
+#define SEC 1000LL
+#define MIN (60 * SEC)
+#define HOUR (60 * MIN)
+#define DAY (24 * HOUR)
+
+void
+config_default(struct config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    snprintf(cfg->bind, sizeof cfg->bind, "127.0.0.1");
+    cfg->port = 7420;
+    snprintf(cfg->data, sizeof cfg->data, "var/data");
+    cfg->durability = STORE_SYNC;
+    cfg->batch_ms = 10;
+    cfg->max_clients = 10000;
+    cfg->idle_timeout_ms = 300 * SEC;
+    cfg->retention_ms = 30 * DAY;
+    cfg->log_level = LOG_INFO;
+    pickq_config_default(&cfg->queue);
+}
+
+int
+config_duration(const char *s, int64_t unit_ms, int64_t *ms)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || v < 0)
+        return -1;
+    int64_t unit = unit_ms;
+    if (*end == '\0')
+        ;
+    else if (strcmp(end, "ms") == 0)
+        unit = 1;
+    else if (strcmp(end, "s") == 0)
+        unit = SEC;
+    else if (strcmp(end, "m") == 0)
+        unit = MIN;
+    else if (strcmp(end, "h") == 0)
+        unit = HOUR;
+    else if (strcmp(end, "d") == 0)
+        unit = DAY;
+    else
+        return -1;
+    double r = v * (double)unit;
+    if (r > 9.0e15)
+        return -1;
+    *ms = (int64_t)r;
+    return 0;
+}
+
+static int
+parse_int(const char *s, long lo, long hi, long *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end || errno || v < lo || v > hi)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+enum opt_id {
+    OPT_BIND = 'b',
+    OPT_PORT = 'p',
+    OPT_DATA = 'd',
+    OPT_CONFIG = 'c',
+    OPT_HELP = 'h',
+    OPT_VERSION = 'V',
+    OPT_LEASE = 256,
+    OPT_LEASE_MAX,
+    OPT_MAX_CLIENTS,
+    OPT_IDLE,
+    OPT_DURABILITY,
+    OPT_BATCH_MS,
+    OPT_RETENTION,
+    OPT_LOG_LEVEL,
+    OPT_PICK_ESTIMATE,
+    OPT_DEADLINE_ASN,
+    OPT_DEADLINE_RUSH4H,
+    OPT_DEADLINE_RUSH24H,
+    OPT_DEADLINE_NORMAL,
+    OPT_ESCALATE_RUSH4H,
+    OPT_ESCALATE_RUSH24H,
+    OPT_ESCALATE_NORMAL,
+};
+
+static const struct option long_options[] = {
+    {"bind", required_argument, NULL, OPT_BIND},
+    {"port", required_argument, NULL, OPT_PORT},
+    {"data", required_argument, NULL, OPT_DATA},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"lease-default", required_argument, NULL, OPT_LEASE},
+    {"lease-max", required_argument, NULL, OPT_LEASE_MAX},
+    {"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
+    {"idle-timeout", required_argument, NULL, OPT_IDLE},
+    {"durability", required_argument, NULL, OPT_DURABILITY},
+    {"batch-ms", required_argument, NULL, OPT_BATCH_MS},
+    {"retention", required_argument, NULL, OPT_RETENTION},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"pick-estimate", required_argument, NULL, OPT_PICK_ESTIMATE},
+    {"deadline-asn", required_argument, NULL, OPT_DEADLINE_ASN},
+    {"deadline-rush4h", required_argument, NULL, OPT_DEADLINE_RUSH4H},
+    {"deadline-rush24h", required_argument, NULL, OPT_DEADLINE_RUSH24H},
+    {"deadline-normal", required_argument, NULL, OPT_DEADLINE_NORMAL},
+    {"escalate-rush4h", required_argument, NULL, OPT_ESCALATE_RUSH4H},
+    {"escalate-rush24h", required_argument, NULL, OPT_ESCALATE_RUSH24H},
+    {"escalate-normal", required_argument, NULL, OPT_ESCALATE_NORMAL},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+"Usage: dispatchd [OPTION]...\n"
+"Decide which warehouse order is picked next: a durable pick queue spoken to\n"
+"over RESP (redis-cli, hiredis and any Redis client work).\n"
+"\n"
+"  -b, --bind ADDR          listen address (default 127.0.0.1)\n"
+"  -p, --port PORT          RESP port (default 7420)\n"
+"  -d, --data DIR           RocksDB data directory (default var/data)\n"
+"  -c, --config FILE        INI file; keys are these long option names\n"
+"      --durability MODE    sync (reply after the WAL sync, default),\n"
+"                           batch (reply at once, sync every --batch-ms),\n"
+"                           none (never sync explicitly)\n"
+"      --batch-ms N         batch mode sync period (default 10)\n"
+"      --lease-default DUR  lease given by NEXT (default 300s)\n"
+"      --lease-max DUR      longest lease NEXT/TOUCH grant (default 1h)\n"
+"      --max-clients N      connections at once (default 10000)\n"
+"      --idle-timeout DUR   close idle clients after DUR, 0 = never\n"
+"                           (default 300s; blocked and subscribed exempt)\n"
+"      --retention DUR      keep shipped/delivered/cancelled orders\n"
+"                           readable for DUR (default 30d)\n"
+"      --pick-estimate DUR  mean pick time before one is measured (2m)\n"
+"      --deadline-CLASS DUR default deadline when a push has none, for\n"
+"                           CLASS asn (default: required), rush4h (4h),\n"
+"                           rush24h (24h), normal (72h); 0 = required\n"
+"      --escalate-CLASS DUR promote an order one class up when its deadline\n"
+"                           is within DUR: rush4h (30m), rush24h (4h),\n"
+"                           normal (24h); 0 = never\n"
+"      --log-level LEVEL    error, warn, info (default) or debug\n"
+"  -h, --help               this text\n"
+"  -V, --version            the version\n"
+"\n"
+"Durations: 250ms, 30s, 15m, 4h, 30d; a bare number means seconds.\n"
+"Example: dispatchd --port 7420 --data /var/lib/dispatchd --durability sync\n");
+}
+
+/* Apply one setting by its long name; the file and argv share this. */
+static int
+config_set(struct config *cfg, int id, const char *name, const char *v)
+{
+    long n;
+    int64_t ms;
+    struct pickq_config *q = &cfg->queue;
+
+    switch (id) {
+    case OPT_BIND:
+        if (strlen(v) >= sizeof cfg->bind)
+            goto bad;
+        snprintf(cfg->bind, sizeof cfg->bind, "%s", v);
+        return 0;
+    case OPT_PORT:
+        if (parse_int(v, 1, 65535, &n))
+            goto bad;
+        cfg->port = (int)n;
+        return 0;
+    case OPT_DATA:
+        if (strlen(v) >= sizeof cfg->data || !*v)
+            goto bad;
+        snprintf(cfg->data, sizeof cfg->data, "%s", v);
+        return 0;
+    case OPT_DURABILITY:
+        if (strcasecmp(v, "sync") == 0)
+            cfg->durability = STORE_SYNC;
+        else if (strcasecmp(v, "batch") == 0)
+            cfg->durability = STORE_BATCH;
+        else if (strcasecmp(v, "none") == 0)
+            cfg->durability = STORE_NONE;
+        else
+            goto bad;
+        return 0;
+    case OPT_BATCH_MS:
+        if (parse_int(v, 1, 60000, &n))
+            goto bad;
+        cfg->batch_ms = (int)n;
+        return 0;
+    case OPT_MAX_CLIENTS:
+        if (parse_int(v, 1, 1000000, &n))
+            goto bad;
+        cfg->max_clients = (int)n;
+        return 0;
+    case OPT_LOG_LEVEL:
+        if (strcasecmp(v, "error") == 0)
+            cfg->log_level = LOG_ERROR;
+        else if (strcasecmp(v, "warn") == 0)
+            cfg->log_level = LOG_WARN;
+        else if (strcasecmp(v, "info") == 0)
+            cfg->log_level = LOG_INFO;
+        else if (strcasecmp(v, "debug") == 0)
+            cfg->log_level = LOG_DEBUG;
+        else
+            goto bad;
+        return 0;
+    default:
+        break;
+    }
+    /* The rest are durations. */
+    if (config_duration(v, SEC, &ms))
+        goto bad;
+    switch (id) {
+    case OPT_LEASE:
+        if (ms < SEC)
+            goto bad;
+        q->lease_ms = ms;
+        break;
+    case OPT_LEASE_MAX:
+        if (ms < SEC)
+            goto bad;
+        q->lease_max_ms = ms;
+        break;
+    case OPT_IDLE:
+        cfg->idle_timeout_ms = ms;
+        break;
+    case OPT_RETENTION:
+        cfg->retention_ms = ms;
+        break;
+    case OPT_PICK_ESTIMATE:
+        if (ms < 1)
+            goto bad;
+        q->pick_ms = ms;
+        break;
+    case OPT_DEADLINE_ASN:
+    case OPT_DEADLINE_RUSH4H:
+    case OPT_DEADLINE_RUSH24H:
+    case OPT_DEADLINE_NORMAL:
+        q->deadline_default[CLASS_ASN + (id - OPT_DEADLINE_ASN)] = ms;
+        break;
+    case OPT_ESCALATE_RUSH4H:
+    case OPT_ESCALATE_RUSH24H:
+    case OPT_ESCALATE_NORMAL:
+        q->escalate_window[CLASS_RUSH4H + (id - OPT_ESCALATE_RUSH4H)] = ms;
+        break;
+    default:
+        fprintf(stderr, "dispatchd: unknown setting '%s'\n", name);
+        return -1;
+    }
+    return 0;
+bad:
+    fprintf(stderr, "dispatchd: invalid value '%s' for %s\n", v, name);
+    return -1;
+}
+
+struct ini_ctx {
+    struct config *cfg;
+    const char *path;
+    int failed;
+};
+
+static int
+on_ini_line(void *user, const char *section, const char *name,
+            const char *value)
+{
+    struct ini_ctx *ctx = user;
+    (void)section;
+    for (const struct option *o = long_options; o->name; o++) {
+        if (strcmp(o->name, name) == 0 && o->has_arg == required_argument &&
+            o->val != OPT_CONFIG) {
+            if (config_set(ctx->cfg, o->val, name, value))
+                ctx->failed = 1;
+            return 1;
+        }
+    }
+    fprintf(stderr, "dispatchd: %s: unknown key '%s'\n", ctx->path, name);
+    ctx->failed = 1;
+    return 1;
+}
+
+int
+config_from_args(struct config *cfg, int argc, char **argv)
+{
+    const char *shortopts = "b:p:d:c:hV";
+    const char *file = NULL;
+    int c;
+
+    /* First pass: only --config, --help and --version, so the file can be
+       read before the command line overrides it. */
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, shortopts, long_options, NULL)) != -1) {
+        if (c == OPT_CONFIG)
+            file = optarg;
+        else if (c == OPT_HELP) {
+            usage(stdout);
+            return 1;
+        } else if (c == OPT_VERSION) {
+            printf("dispatchd %s\n", DISPATCHD_VERSION);
+            return 1;
+        }
+    }
+    if (file) {
+        struct ini_ctx ctx = {cfg, file, 0};
+        int line = ini_parse(file, on_ini_line, &ctx);
+        if (line < 0) {
+            fprintf(stderr, "dispatchd: cannot read config %s: %s\n", file,
+                    strerror(errno));
+            return -1;
+        }
+        if (line > 0) {
+            fprintf(stderr, "dispatchd: %s:%d: syntax error\n", file, line);
+            return -1;
+        }
+        if (ctx.failed)
+            return -1;
+    }
+
+    opterr = 1;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, shortopts, long_options, NULL)) != -1) {
+        if (c == '?') {
+            fprintf(stderr, "Try 'dispatchd --help'.\n");
+            return -1;
+        }
+        if (c == OPT_CONFIG || c == OPT_HELP || c == OPT_VERSION)
+            continue;
+        const char *name = "option";
+        for (const struct option *o = long_options; o->name; o++)
+            if (o->val == c)
+                name = o->name;
+        if (config_set(cfg, c, name, optarg))
+            return -1;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "dispatchd: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    return 0;
+}

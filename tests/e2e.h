@@ -1,0 +1,256 @@
+/*
+ * e2e — start the real dispatchd on a free loopback port with a temporary
+ * data directory, talk to it with hiredis, stop or kill it.  Shared by the
+ * end-to-end suites (header-only: each suite is one binary).
+ */
+#ifndef DISPATCHD_TEST_E2E_H
+#define DISPATCHD_TEST_E2E_H
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+#include <hiredis/hiredis.h>
+
+struct daemon {
+    pid_t pid;
+    int port;
+    char dir[256];  /* temp dir: data/ and dispatchd.log inside */
+    char data[300];
+    char log[300];
+};
+
+static inline int64_t
+e2e_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline void
+e2e_sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) && errno == EINTR)
+        ;
+}
+
+/* A port the kernel just said is free on 127.0.0.1. */
+static inline int
+e2e_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0);
+    socklen_t len = sizeof a;
+    cr_assert(getsockname(fd, (struct sockaddr *)&a, &len) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static inline bool
+e2e_port_open(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bool ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Make the temp dir (once per daemon struct). */
+static inline void
+e2e_tempdir(struct daemon *d)
+{
+    snprintf(d->dir, sizeof d->dir, "/tmp/dispatchd-test-XXXXXX");
+    cr_assert(mkdtemp(d->dir), "mkdtemp: %s", strerror(errno));
+    snprintf(d->data, sizeof d->data, "%s/data", d->dir);
+    snprintf(d->log, sizeof d->log, "%s/dispatchd.log", d->dir);
+}
+
+/* Start dispatchd on d->port (a new free one if 0) with d->data, plus the
+   NULL-terminated extra arguments; wait until it accepts connections. */
+static inline void
+e2e_start_argv(struct daemon *d, const char *const *extra)
+{
+    if (!d->dir[0])
+        e2e_tempdir(d);
+    if (!d->port)
+        d->port = e2e_free_port();
+    char port[16];
+    snprintf(port, sizeof port, "%d", d->port);
+    const char *argv[64] = {DISPATCHD_BIN, "--port", port, "--data", d->data,
+                            "--log-level", "info"};
+    size_t n = 7;
+    for (size_t i = 0; extra && extra[i] && n < 62; i++)
+        argv[n++] = extra[i];
+    argv[n] = NULL;
+
+    d->pid = fork();
+    cr_assert(d->pid >= 0, "fork: %s", strerror(errno));
+    if (d->pid == 0) {
+        int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, 2);
+            dup2(fd, 1);
+        }
+        execv(DISPATCHD_BIN, (char *const *)argv);
+        _exit(127);
+    }
+    for (int i = 0; i < 1000; i++) {
+        if (e2e_port_open(d->port))
+            return;
+        int st;
+        if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
+            d->pid = 0;
+            cr_assert_fail("dispatchd exited at start (see %s)", d->log);
+        }
+        e2e_sleep_ms(10);
+    }
+    cr_assert_fail("dispatchd did not listen on %d within 10 s", d->port);
+}
+
+static inline void
+e2e_start(struct daemon *d, ...)
+{
+    const char *extra[32];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, d);
+    const char *s;
+    while ((s = va_arg(ap, const char *)) && n < 31)
+        extra[n++] = s;
+    va_end(ap);
+    extra[n] = NULL;
+    e2e_start_argv(d, extra);
+}
+
+/* SIGTERM and wait: returns the exit status (expect 0). */
+static inline int
+e2e_stop(struct daemon *d)
+{
+    int st = 0;
+    if (d->pid <= 0)
+        return -1;
+    kill(d->pid, SIGTERM);
+    waitpid(d->pid, &st, 0);
+    d->pid = 0;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+static inline void
+e2e_kill(struct daemon *d)
+{
+    int st;
+    if (d->pid <= 0)
+        return;
+    kill(d->pid, SIGKILL);
+    waitpid(d->pid, &st, 0);
+    d->pid = 0;
+}
+
+/* Stop the daemon and remove its directory. */
+static inline void
+e2e_cleanup(struct daemon *d)
+{
+    e2e_kill(d);
+    if (d->dir[0]) {
+        char cmd[400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", d->dir);
+        d->dir[0] = '\0';
+    }
+}
+
+static inline redisContext *
+e2e_connect(const struct daemon *d)
+{
+    struct timeval tv = {10, 0};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", d->port, tv);
+    cr_assert(c && !c->err, "connect to %d: %s", d->port,
+              c ? c->errstr : "no memory");
+    redisSetTimeout(c, tv);
+    return c;
+}
+
+/* Run a command (printf-style, hiredis formatting) and return the reply;
+   asserts the connection did not fail. */
+static inline redisReply *
+e2e_cmd(redisContext *c, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    cr_assert(r, "command '%s' failed: %s", fmt, c->errstr);
+    return r;
+}
+
+/* The reply must be a status or error equal to want. */
+static inline void
+e2e_expect(redisContext *c, const char *want, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    cr_assert(r, "command '%s' failed: %s", fmt, c->errstr);
+    cr_assert(r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR,
+              "'%s': reply type %d, want '%s'", fmt, r->type, want);
+    cr_assert(strncmp(r->str, want, strlen(want)) == 0,
+              "'%s': got '%s', want '%s...'", fmt, r->str, want);
+    freeReplyObject(r);
+}
+
+/* The value of field k in a flat field/value array reply (RESP2 map), or
+   NULL. */
+static inline const redisReply *
+e2e_field(const redisReply *r, const char *k)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY)
+        return NULL;
+    for (size_t i = 0; i + 1 < r->elements; i += 2)
+        if (r->element[i]->type == REDIS_REPLY_STRING &&
+            strcmp(r->element[i]->str, k) == 0)
+            return r->element[i + 1];
+    return NULL;
+}
+
+static inline const char *
+e2e_field_str(const redisReply *r, const char *k)
+{
+    const redisReply *v = e2e_field(r, k);
+    return v && v->type == REDIS_REPLY_STRING ? v->str : NULL;
+}
+
+static inline long long
+e2e_field_int(const redisReply *r, const char *k)
+{
+    const redisReply *v = e2e_field(r, k);
+    if (!v)
+        return -1;
+    if (v->type == REDIS_REPLY_INTEGER)
+        return v->integer;
+    if (v->type == REDIS_REPLY_STRING)
+        return atoll(v->str);
+    return -1;
+}
+
+#endif
