@@ -76,9 +76,14 @@
 enum { C_SPACE = 1, C_END = 2, C_QUOTE = 4 };
 
 static const unsigned char cls[256] = {
-    [' '] = C_SPACE | C_END, ['\t'] = C_SPACE | C_END,
-    ['\r'] = C_SPACE | C_END, ['\v'] = C_SPACE, ['\f'] = C_SPACE,
-    ['"'] = C_QUOTE,          ['\''] = C_QUOTE,
+    [' '] = C_SPACE | C_END, ['\t'] = C_SPACE | C_END, ['\r'] = C_SPACE | C_END,
+    ['\v'] = C_SPACE,        ['\f'] = C_SPACE,         ['"'] = C_QUOTE,
+    ['\''] = C_QUOTE,
+};
+
+/* What \<c> means inside double quotes when it is not just c. */
+static const unsigned char unescape[256] = {
+    ['n'] = '\n', ['r'] = '\r', ['t'] = '\t', ['b'] = '\b', ['a'] = '\a',
 };
 
 /*
@@ -231,13 +236,9 @@ inline_word(const unsigned char *p, const unsigned char *e, char **outp)
                     c = (unsigned char)(hexval(p[1]) << 4 | hexval(p[2]));
                     p += 3;
                 } else {
-                    switch (c = *p++) {
-                    case 'n': c = '\n'; break;
-                    case 'r': c = '\r'; break;
-                    case 't': c = '\t'; break;
-                    case 'b': c = '\b'; break;
-                    case 'a': c = '\a'; break;
-                    }
+                    c = *p++;
+                    if (unescape[c] != 0)
+                        c = unescape[c];
                 }
             }
             *out++ = (char)c;
@@ -298,8 +299,8 @@ parse_inline(const char *buf, size_t len, struct resp_req *req,
 }
 
 enum resp_status
-resp_parse(const char *buf, size_t len, struct resp_req *req,
-           size_t *consumed, const char **err)
+resp_parse(const char *buf, size_t len, struct resp_req *req, size_t *consumed,
+           const char **err)
 {
     *consumed = 0;
     if (len == 0)

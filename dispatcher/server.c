@@ -383,7 +383,7 @@ server_record(struct server *srv, struct conn *c, struct order *o, int action,
         snprintf(actor, sizeof actor, "client-%" PRIu64, c->id);
     o->audit_n++;
     struct audit_entry a = {
-        .at = o->updated ? o->updated : server_now(),
+        .at = server_now(),
         .action = action,
         .from = from,
         .to = o->state,
@@ -619,13 +619,16 @@ recover_one(void *ctx, struct order *o)
 {
     struct server *srv = ctx;
     int rc = pickq_restore(srv->q, o);
-    if (rc != PICKQ_OK) {
-        log_msg(LOG_ERROR, "recovery: order %s: %s", o->id,
-                rc == PICKQ_EXISTS ? "stored twice" : "out of memory");
-        order_free(o);
-        return rc == PICKQ_EXISTS ? 0 : -1;
-    }
-    return 0;
+    if (rc == PICKQ_OK)
+        return 0;
+    /* A record that decoded but breaks the rules is kept on disk and
+       skipped loudly: refusing to start would stop every other order. */
+    log_msg(LOG_ERROR, "recovery: order %s skipped: %s", o->id,
+            rc == PICKQ_EXISTS   ? "stored twice"
+            : rc == PICKQ_BADARG ? "invalid stored fields"
+                                 : "out of memory");
+    order_free(o);
+    return rc == PICKQ_NOMEM ? -1 : 0;
 }
 
 static int

@@ -86,8 +86,17 @@ enum order_risk {
 };
 #define RISK_ALL (RISK_NEW_CUSTOMER | RISK_HIGH_RETURNS | RISK_OVERDUE_90D)
 
+/* A node of the pick queue's position index: an order-statistics treap
+   per warehouse, ordered like the pick heap (pickq private). */
+struct pickq_rank_node {
+    struct order *left, *right, *parent;
+    size_t size; /* orders in this subtree */
+};
+
 struct order {
     struct pheap_node qnode; /* in its warehouse's pick heap when queued */
+    struct pickq_rank_node rnode; /* in its warehouse's position index when
+                                     queued (pickq private) */
     struct pheap_node tnode; /* in the timer heap: escalation when queued,
                                 lease expiry when picking */
     UT_hash_handle hh;       /* the pick queue's id index */
@@ -180,6 +189,9 @@ char *order_risk_format(unsigned risk, char *buf, size_t buflen);
    from state, -1 otherwise.  ACTION_PUSH is legal from no state: use
    order_push_state() for it. */
 int order_transition(int from, int action, int *to);
+/* The push row of that table: 0 when a push may create an order in state
+   (new, or queued when pushed approved), -1 otherwise. */
+int order_push_state(int state);
 
 /* Intake rules on a filled order (deadline defaults already applied):
    the id is non-empty, an asn-class order carries attributes

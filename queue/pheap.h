@@ -28,10 +28,10 @@ struct pheap {
     struct pheap_node *root;  /* the minimum, or NULL when empty */
     size_t size;              /* number of nodes in the heap */
     /* Implementation state for pre-merged inserts (binary-counter slots);
-       owned by pheap.c, never touched by callers. */
+       owned by pheap.c, never touched by callers.  Every slot tree comes
+       after root, so root stays the minimum of the whole heap. */
     struct pheap_node *slot[64];
-    uint64_t inserts;
-    struct pheap_node *slot_min; /* smallest slot root, or NULL */
+    uint64_t slot_bits;       /* bit i set <=> slot[i] holds a tree */
 };
 
 #define pheap_container_of(ptr, type, member)                                  \

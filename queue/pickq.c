@@ -1,0 +1,1254 @@
+/*
+ * pickq.c — the pick queues: one pairing heap per warehouse, one timer
+ * heap, the id index, leases, escalation, positions and queue jumps.
+ *
+ * Where an order is, by state:
+ *
+ *   new, held         in the id index only
+ *   queued            + its warehouse heap, keyed order_key(eff_cls,
+ *                     deadline) with its arrival seq as tie-break; + its
+ *                     warehouse's position index, same order; + the
+ *                     timer heap at its escalation time, when it has one
+ *                     (deadline - escalate_window[eff_cls])
+ *   picking           + the timer heap at lease_expires
+ *   shipped, delivered, cancelled
+ *                     + the finished list (oldest `updated` first), until
+ *                     pickq_forget_finished frees it
+ *
+ * Whether an order is in the timer heap follows from its state, class and
+ * the configuration, so no flag is kept: enter_queue, leave_queue,
+ * requeue and lease_back are the only places that move an order between
+ * the heaps.
+ *
+ * Positions.  The pairing heap cannot tell an order's rank cheaply: its
+ * children are unordered, so counting the orders ahead visits every child
+ * of every one of them (measured: 2.5 ms at 10^5 queued, 109 ms at 10^6).
+ * So each warehouse also keeps its queued orders in a treap (a binary
+ * search tree by (key, seq) that is also a heap by a pseudo-random
+ * priority, which keeps it balanced in expectation) whose nodes count
+ * their subtree.  The rank of an order is the orders in the left subtrees
+ * met on the way from it up to the root: O(log n).  In-order successors
+ * give the top k (the board) and the orders right behind a jumping order,
+ * with no scratch memory.  The node lives in the order (rnode), like the
+ * heap nodes; the priority is a hash of the seq, so it costs no field.
+ * The heap stays the source of the pick order, as the card asks.
+ *
+ * Keys.  An order entering the queue from new or held (push approved,
+ * approve) or re-prioritised gets its effective class computed at `now`:
+ * promoted one class up, repeatedly, while its deadline is within the
+ * window of the class it has reached.  An order coming back from a lease
+ * (release, expiry) keeps its key and seq, its place; if an escalation fell
+ * due while it was being picked, its timer is already in the past and the
+ * next pickq_tick promotes it, with a callback like any other escalation.
+ *
+ * Queue jumps.  An order whose effective class is not normal and that
+ * enters the queue, or moves to an earlier key by reprio, is reported: its
+ * rank, how many queued orders it passed (all behind it for a new entry;
+ * those between its new and old place for a reprio), the delay it causes
+ * each of them (mean pick / active pickers), and which of the first
+ * cfg.jump_scan of those orders now miss their deadline: two ranks and
+ * jump_scan successor steps in the position index.
+ *
+ * Allocation.  Orders are allocated by the caller; warehouses when first
+ * named; the id index grows its buckets now and then (uthash, non-fatal
+ * OOM mode: a failed add is undone and reported); recovery sorts in a
+ * temporary array.  No other operation allocates.
+ *
+ * Length: this file passes 800 lines on purpose.  Where an order lives is
+ * an invariant kept by a handful of static helpers (enter_queue,
+ * leave_queue, requeue, lease_back, the finished list) that every
+ * operation and recovery share; splitting the file would turn them into a
+ * private interface that others could call out of order.
+ */
+#define HASH_NONFATAL_OOM 1 /* a failed add leaves hh.tbl == NULL */
+
+#include "pickq.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NO_TIME INT64_MAX
+
+struct pickq_wh {
+    UT_hash_handle hh; /* q->whs, keyed by name */
+    char name[ORDER_NAME_MAX + 1];
+    size_t idx;              /* creation order (restore sorts by it) */
+    struct pheap heap;       /* its queued orders */
+    struct order *rank_root; /* the same orders in the position index */
+    struct pickq_stats st;   /* its counters; st.warehouses unused */
+    bool measured;           /* st.mean_pick_ms is a measurement */
+};
+
+struct pickq {
+    struct pickq_config cfg;
+    struct order *orders; /* id index (uthash, hh) */
+    struct pickq_wh *whs; /* warehouses (uthash, hh) */
+    size_t nwh;
+    struct pheap timers;  /* escalations and lease expiries */
+    uint64_t seq;         /* last arrival seq given */
+    uint64_t lease;       /* last lease id given */
+    int64_t mean_pick_ms; /* over all warehouses */
+    bool measured;
+    struct order *fin_head; /* finished orders, oldest first */
+    struct order *fin_tail;
+    struct order **restored; /* handed to pickq_restore, not yet */
+    size_t nrestored;        /* placed by pickq_restore_done */
+    size_t restored_cap;
+    uint64_t restored_seq; /* largest seq and lease restored */
+    uint64_t restored_lease;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static void errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+errf(char *err, size_t errlen, const char *fmt, ...)
+{
+    va_list ap;
+    if (err == NULL || errlen == 0)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+static int64_t
+sat_add(int64_t a, int64_t b)
+{
+    int64_t r;
+    if (__builtin_add_overflow(a, b, &r))
+        return b > 0 ? INT64_MAX : INT64_MIN;
+    return r;
+}
+
+/* n * d for d >= 0, saturating. */
+static int64_t
+sat_mul(size_t n, int64_t d)
+{
+    int64_t r;
+    if (d <= 0)
+        return 0;
+    if (n > (size_t)INT64_MAX || __builtin_mul_overflow((int64_t)n, d, &r))
+        return INT64_MAX;
+    return r;
+}
+
+static uint64_t
+time_key(int64_t t)
+{
+    return t < 0 ? 0 : (uint64_t)t;
+}
+
+static struct order *
+order_of_q(struct pheap_node *n)
+{
+    return pheap_container_of(n, struct order, qnode);
+}
+
+static struct order *
+order_of_t(struct pheap_node *n)
+{
+    return pheap_container_of(n, struct order, tnode);
+}
+
+/* Internal transitions whose legality the caller has established: the
+   table is still asked, so a wrong table or a broken invariant stops the
+   daemon loudly instead of corrupting the queues. */
+static void
+set_state(struct order *o, int action)
+{
+    int to;
+    if (order_transition(o->state, action, &to) < 0) {
+        fprintf(stderr, "pickq: order %s: %s from %s is illegal\n", o->id,
+                order_action_name(action), order_state_name(o->state));
+        abort();
+    }
+    o->wh->st.by_state[o->state]--;
+    o->wh->st.by_state[to]++;
+    o->state = (uint8_t)to;
+}
+
+static int
+name_copy(char *dst, const char *s)
+{
+    if (s == NULL)
+        s = "";
+    size_t n = strlen(s);
+    if (n > ORDER_NAME_MAX)
+        return -1;
+    memcpy(dst, s, n + 1);
+    return 0;
+}
+
+static void
+jump_clear(struct pickq_jump *jump)
+{
+    if (jump != NULL)
+        memset(jump, 0, sizeof(*jump));
+}
+
+/* ---- warehouses ------------------------------------------------------- */
+
+static struct pickq_wh *
+wh_find(struct pickq *q, const char *name)
+{
+    struct pickq_wh *wh;
+    HASH_FIND(hh, q->whs, name, strlen(name), wh);
+    return wh;
+}
+
+static struct pickq_wh *
+wh_get(struct pickq *q, const char *name)
+{
+    struct pickq_wh *wh = wh_find(q, name);
+    if (wh != NULL)
+        return wh;
+    wh = calloc(1, sizeof(*wh));
+    if (wh == NULL)
+        return NULL;
+    size_t n = strlen(name);
+    memcpy(wh->name, name, n + 1);
+    wh->idx = q->nwh;
+    pheap_init(&wh->heap);
+    wh->st.mean_pick_ms = q->cfg.pick_ms;
+    HASH_ADD_KEYPTR(hh, q->whs, wh->name, n, wh);
+    if (wh->hh.tbl == NULL) {
+        free(wh);
+        return NULL;
+    }
+    q->nwh++;
+    return wh;
+}
+
+static int64_t
+active_pickers(const struct pickq_wh *wh)
+{
+    size_t n = wh->st.by_state[STATE_PICKING];
+    return n > 0 ? (int64_t)n : 1;
+}
+
+static void
+ewma(int64_t *mean, bool *measured, int64_t sample)
+{
+    if (!*measured) {
+        *mean = sample;
+        *measured = true;
+    } else {
+        *mean += (sample - *mean) / 8; /* weight 1/8, as TCP's SRTT */
+    }
+}
+
+/* ---- the position index --------------------------------------------- */
+
+/* The treap priority of o: a hash of its seq (splitmix64's finalizer), so
+   that arrival order does not skew the tree; ties broken by seq. */
+static uint64_t
+rk_prio(const struct order *o)
+{
+    uint64_t z = o->seq + UINT64_C(0x9e3779b97f4a7c15);
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+static bool
+rk_above(const struct order *a, const struct order *b)
+{
+    uint64_t pa = rk_prio(a), pb = rk_prio(b);
+    return pa > pb || (pa == pb && a->seq < b->seq);
+}
+
+static size_t
+rk_size(const struct order *o)
+{
+    return o != NULL ? o->rnode.size : 0;
+}
+
+static void
+rk_fix(struct order *o)
+{
+    o->rnode.size = 1 + rk_size(o->rnode.left) + rk_size(o->rnode.right);
+}
+
+/* Rotate x above its parent, keeping the in-order sequence. */
+static void
+rk_rotate_up(struct order **root, struct order *x)
+{
+    struct order *p = x->rnode.parent;
+    struct order *g = p->rnode.parent;
+    struct order *mid;
+    if (p->rnode.left == x) {
+        mid = x->rnode.right;
+        p->rnode.left = mid;
+        x->rnode.right = p;
+    } else {
+        mid = x->rnode.left;
+        p->rnode.right = mid;
+        x->rnode.left = p;
+    }
+    if (mid != NULL)
+        mid->rnode.parent = p;
+    p->rnode.parent = x;
+    x->rnode.parent = g;
+    if (g == NULL)
+        *root = x;
+    else if (g->rnode.left == p)
+        g->rnode.left = x;
+    else
+        g->rnode.right = x;
+    rk_fix(p);
+    rk_fix(x);
+}
+
+/* Insert o by its qnode key and seq. */
+static void
+rk_insert(struct order **root, struct order *o)
+{
+    struct order *p = NULL;
+    struct order *x = *root;
+    bool left = false;
+    while (x != NULL) {
+        x->rnode.size++;
+        p = x;
+        left = pheap_before(&o->qnode, &x->qnode);
+        x = left ? x->rnode.left : x->rnode.right;
+    }
+    o->rnode.left = o->rnode.right = NULL;
+    o->rnode.parent = p;
+    o->rnode.size = 1;
+    if (p == NULL)
+        *root = o;
+    else if (left)
+        p->rnode.left = o;
+    else
+        p->rnode.right = o;
+    while (o->rnode.parent != NULL && rk_above(o, o->rnode.parent))
+        rk_rotate_up(root, o);
+}
+
+static void
+rk_remove(struct order **root, struct order *o)
+{
+    /* Rotate o down below its more prior child until it has at most one
+       child, then splice it out. */
+    while (o->rnode.left != NULL && o->rnode.right != NULL) {
+        struct order *c = rk_above(o->rnode.left, o->rnode.right)
+                              ? o->rnode.left
+                              : o->rnode.right;
+        rk_rotate_up(root, c);
+    }
+    struct order *c = o->rnode.left != NULL ? o->rnode.left : o->rnode.right;
+    struct order *p = o->rnode.parent;
+    if (c != NULL)
+        c->rnode.parent = p;
+    if (p == NULL)
+        *root = c;
+    else if (p->rnode.left == o)
+        p->rnode.left = c;
+    else
+        p->rnode.right = c;
+    for (; p != NULL; p = p->rnode.parent)
+        p->rnode.size--;
+    memset(&o->rnode, 0, sizeof(o->rnode));
+}
+
+/* Orders before o in its index. */
+static size_t
+rk_rank(const struct order *o)
+{
+    size_t r = rk_size(o->rnode.left);
+    for (const struct order *x = o; x->rnode.parent != NULL;
+         x = x->rnode.parent)
+        if (x->rnode.parent->rnode.right == x)
+            r += rk_size(x->rnode.parent->rnode.left) + 1;
+    return r;
+}
+
+static struct order *
+rk_first(struct order *root)
+{
+    if (root != NULL)
+        while (root->rnode.left != NULL)
+            root = root->rnode.left;
+    return root;
+}
+
+/* The order right after o, or NULL. */
+static struct order *
+rk_next(const struct order *o)
+{
+    if (o->rnode.right != NULL)
+        return rk_first(o->rnode.right);
+    while (o->rnode.parent != NULL && o->rnode.parent->rnode.right == o)
+        o = o->rnode.parent;
+    return o->rnode.parent;
+}
+
+/* ---- heaps ------------------------------------------------------------ */
+
+/* The effective class of class cls at now: one up while the deadline is
+   within the window of the class reached. */
+static int
+escalate_from(const struct pickq *q, int cls, int64_t deadline, int64_t now)
+{
+    while (cls > CLASS_ASN) {
+        int64_t w = q->cfg.escalate_window[cls];
+        if (w <= 0 || sat_add(deadline, -w) > now)
+            break;
+        cls--;
+    }
+    return cls;
+}
+
+/* When queued order o escalates next, or NO_TIME. */
+static int64_t
+escalate_at(const struct pickq *q, const struct order *o)
+{
+    if (o->eff_cls == CLASS_ASN)
+        return NO_TIME;
+    int64_t w = q->cfg.escalate_window[o->eff_cls];
+    return w > 0 ? sat_add(o->deadline, -w) : NO_TIME;
+}
+
+static void
+timer_insert(struct pickq *q, struct order *o, int64_t at)
+{
+    o->tnode.key = time_key(at);
+    o->tnode.seq = o->seq;
+    pheap_insert(&q->timers, &o->tnode);
+}
+
+/* Put o into its warehouse heap with its current key and seq, and arm
+   its escalation. */
+static void
+enter_queue(struct pickq *q, struct order *o)
+{
+    o->qnode.key = order_key(o->eff_cls, o->deadline);
+    o->qnode.seq = o->seq;
+    pheap_insert(&o->wh->heap, &o->qnode);
+    rk_insert(&o->wh->rank_root, o);
+    o->wh->st.queued_by_class[o->eff_cls]++;
+    int64_t at = escalate_at(q, o);
+    if (at != NO_TIME)
+        timer_insert(q, o, at);
+}
+
+static void
+leave_queue(struct pickq *q, struct order *o)
+{
+    pheap_remove(&o->wh->heap, &o->qnode);
+    rk_remove(&o->wh->rank_root, o);
+    o->wh->st.queued_by_class[o->eff_cls]--;
+    if (escalate_at(q, o) != NO_TIME)
+        pheap_remove(&q->timers, &o->tnode);
+}
+
+/* Give queued order o a new class, deadline and effective class in place. */
+static void
+requeue(struct pickq *q, struct order *o, int cls, int64_t deadline, int eff)
+{
+    if (escalate_at(q, o) != NO_TIME)
+        pheap_remove(&q->timers, &o->tnode);
+    o->wh->st.queued_by_class[o->eff_cls]--;
+    o->cls = (uint8_t)cls;
+    o->deadline = deadline;
+    o->eff_cls = (uint8_t)eff;
+    rk_remove(&o->wh->rank_root, o);
+    pheap_rekey(&o->wh->heap, &o->qnode, order_key(eff, deadline));
+    rk_insert(&o->wh->rank_root, o);
+    o->wh->st.queued_by_class[eff]++;
+    int64_t at = escalate_at(q, o);
+    if (at != NO_TIME)
+        timer_insert(q, o, at);
+}
+
+static int64_t
+lease_length(const struct pickq *q, int64_t lease_ms)
+{
+    if (lease_ms <= 0)
+        lease_ms = q->cfg.lease_ms;
+    if (q->cfg.lease_max_ms > 0 && lease_ms > q->cfg.lease_max_ms)
+        lease_ms = q->cfg.lease_max_ms;
+    return lease_ms;
+}
+
+/* ---- finished list ---------------------------------------------------- */
+
+static void
+fin_append(struct pickq *q, struct order *o)
+{
+    o->fin_next = NULL;
+    o->fin_prev = q->fin_tail;
+    if (q->fin_tail != NULL)
+        q->fin_tail->fin_next = o;
+    else
+        q->fin_head = o;
+    q->fin_tail = o;
+}
+
+static void
+fin_unlink(struct pickq *q, struct order *o)
+{
+    if (o->fin_prev != NULL)
+        o->fin_prev->fin_next = o->fin_next;
+    else
+        q->fin_head = o->fin_next;
+    if (o->fin_next != NULL)
+        o->fin_next->fin_prev = o->fin_prev;
+    else
+        q->fin_tail = o->fin_prev;
+    o->fin_prev = o->fin_next = NULL;
+}
+
+/* ---- queue jumps ------------------------------------------------------ */
+
+/* Fill jump for queued order o at rank that passed `displaced` orders,
+   now directly behind it. */
+static void
+jump_fill(struct pickq *q, struct order *o, size_t rank, size_t displaced,
+          int64_t now, struct pickq_jump *jump)
+{
+    struct pickq_wh *wh = o->wh;
+    int64_t delay = wh->st.mean_pick_ms / active_pickers(wh);
+    size_t m = displaced < q->cfg.jump_scan ? displaced : q->cfg.jump_scan;
+
+    jump_clear(jump);
+    jump->order = o;
+    jump->position = rank;
+    jump->displaced = displaced;
+    jump->delay_ms = delay;
+    const struct order *x = o;
+    for (size_t r = rank + 1; r <= rank + m; r++) {
+        x = rk_next(x);
+        /* Before the jump x was at rank r - 1: picked by now + r * delay. */
+        if (sat_add(now, sat_mul(r, delay)) <= x->deadline &&
+            sat_add(now, sat_mul(r + 1, delay)) > x->deadline) {
+            if (jump->at_risk_listed < PICKQ_AT_RISK_MAX)
+                jump->at_risk_orders[jump->at_risk_listed++] = x;
+            jump->at_risk++;
+        }
+    }
+}
+
+/* o (its state already queued) enters the queue from new or held: seq on
+   first entry, effective class at now, escalation timer, jump report. */
+static void
+queue_entry(struct pickq *q, struct order *o, int64_t now,
+            struct pickq_jump *jump)
+{
+    if (o->seq == 0)
+        o->seq = ++q->seq;
+    o->eff_cls = (uint8_t)escalate_from(q, o->cls, o->deadline, now);
+    enter_queue(q, o);
+    if (o->eff_cls != CLASS_NORMAL) {
+        if (jump != NULL) {
+            size_t rank = rk_rank(o);
+            size_t behind = pheap_size(&o->wh->heap) - 1 - rank;
+            jump_fill(q, o, rank, behind, now, jump);
+        }
+        o->wh->st.jumps++;
+    }
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+void
+pickq_config_default(struct pickq_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->lease_ms = 300000;
+    cfg->lease_max_ms = 3600000;
+    cfg->deadline_default[CLASS_ASN] = 0;
+    cfg->deadline_default[CLASS_RUSH4H] = 4 * 3600000LL;
+    cfg->deadline_default[CLASS_RUSH24H] = 24 * 3600000LL;
+    cfg->deadline_default[CLASS_NORMAL] = 72 * 3600000LL;
+    cfg->escalate_window[CLASS_ASN] = 0;
+    cfg->escalate_window[CLASS_RUSH4H] = 30 * 60000LL;
+    cfg->escalate_window[CLASS_RUSH24H] = 4 * 3600000LL;
+    cfg->escalate_window[CLASS_NORMAL] = 24 * 3600000LL;
+    cfg->pick_ms = 120000;
+    cfg->jump_scan = 256;
+}
+
+struct pickq *
+pickq_new(const struct pickq_config *cfg)
+{
+    struct pickq *q = calloc(1, sizeof(*q));
+    if (q == NULL)
+        return NULL;
+    if (cfg != NULL)
+        q->cfg = *cfg;
+    else
+        pickq_config_default(&q->cfg);
+    pheap_init(&q->timers);
+    q->mean_pick_ms = q->cfg.pick_ms;
+    return q;
+}
+
+void
+pickq_free(struct pickq *q)
+{
+    struct order *o, *otmp;
+    struct pickq_wh *wh, *wtmp;
+    if (q == NULL)
+        return;
+    HASH_ITER(hh, q->orders, o, otmp)
+    {
+        HASH_DEL(q->orders, o);
+        order_free(o);
+    }
+    HASH_ITER(hh, q->whs, wh, wtmp)
+    {
+        HASH_DEL(q->whs, wh);
+        free(wh);
+    }
+    free(q->restored);
+    free(q);
+}
+
+struct order *
+pickq_get(struct pickq *q, const char *id, size_t len)
+{
+    struct order *o;
+    HASH_FIND(hh, q->orders, id, len, o);
+    return o;
+}
+
+/* ---- push and the transitions of the ERP ------------------------------ */
+
+/* Is o a repeat of pushed order old?  A repeat without a deadline means
+   the class default as it applied at the first push. */
+static bool
+same_as_pushed(const struct pickq *q, const struct order *old, struct order *o)
+{
+    int64_t d0 = o->deadline;
+    if (d0 == 0 && o->cls < CLASS_COUNT && q->cfg.deadline_default[o->cls] > 0)
+        o->deadline = sat_add(old->created, q->cfg.deadline_default[o->cls]);
+    bool same = order_same_content(old, o);
+    o->deadline = d0;
+    return same;
+}
+
+int
+pickq_push(struct pickq *q, struct order *o, int64_t now,
+           struct pickq_jump *jump, char *err, size_t errlen)
+{
+    jump_clear(jump);
+    if (order_push_state(o->state) < 0) {
+        errf(err, errlen,
+             "order %.*s: a push creates a new or queued order, "
+             "not %s",
+             ORDER_ID_MAX, o->id, order_state_name(o->state));
+        return PICKQ_BADSTATE;
+    }
+    size_t idlen = strnlen(o->id, sizeof(o->id));
+    if (idlen < sizeof(o->id)) {
+        struct order *old = pickq_get(q, o->id, idlen);
+        if (old != NULL) {
+            if (same_as_pushed(q, old, o))
+                return PICKQ_SAME;
+            errf(err, errlen, "order %s exists with different content", o->id);
+            return PICKQ_EXISTS;
+        }
+    }
+
+    int64_t d0 = o->deadline;
+    if (o->deadline == 0 && o->cls < CLASS_COUNT &&
+        q->cfg.deadline_default[o->cls] > 0)
+        o->deadline = sat_add(now, q->cfg.deadline_default[o->cls]);
+    if (order_validate(o, err, errlen) < 0) {
+        o->deadline = d0;
+        return PICKQ_BADARG;
+    }
+    struct pickq_wh *wh = wh_get(q, o->warehouse);
+    if (wh == NULL) {
+        o->deadline = d0;
+        return PICKQ_NOMEM;
+    }
+    HASH_ADD_KEYPTR(hh, q->orders, o->id, idlen, o);
+    if (o->hh.tbl == NULL) {
+        o->deadline = d0;
+        return PICKQ_NOMEM;
+    }
+
+    o->wh = wh;
+    o->fin_prev = o->fin_next = NULL;
+    o->eff_cls = o->cls;
+    o->seq = 0;
+    o->lease = 0;
+    o->lease_expires = 0;
+    o->created = now;
+    o->updated = now;
+    wh->st.by_state[o->state]++;
+    if (o->state == STATE_QUEUED)
+        queue_entry(q, o, now, jump);
+    wh->st.pushes++;
+    return PICKQ_OK;
+}
+
+int
+pickq_approve(struct pickq *q, struct order *o, int64_t now,
+              struct pickq_jump *jump)
+{
+    int to;
+    jump_clear(jump);
+    if (order_transition(o->state, ACTION_APPROVE, &to) < 0)
+        return PICKQ_BADSTATE;
+    set_state(o, ACTION_APPROVE);
+    queue_entry(q, o, now, jump);
+    o->updated = now;
+    o->wh->st.approvals++;
+    return PICKQ_OK;
+}
+
+int
+pickq_hold(struct pickq *q, struct order *o, int64_t now)
+{
+    int to;
+    if (order_transition(o->state, ACTION_HOLD, &to) < 0)
+        return PICKQ_BADSTATE;
+    if (o->state == STATE_QUEUED)
+        leave_queue(q, o);
+    set_state(o, ACTION_HOLD);
+    o->updated = now;
+    return PICKQ_OK;
+}
+
+int
+pickq_cancel(struct pickq *q, struct order *o, int64_t now)
+{
+    int to;
+    if (order_transition(o->state, ACTION_CANCEL, &to) < 0)
+        return PICKQ_BADSTATE;
+    if (o->state == STATE_QUEUED)
+        leave_queue(q, o);
+    else if (o->state == STATE_PICKING)
+        pheap_remove(&q->timers, &o->tnode);
+    set_state(o, ACTION_CANCEL);
+    o->updated = now;
+    o->wh->st.cancels++;
+    fin_append(q, o);
+    return PICKQ_OK;
+}
+
+int
+pickq_reprio(struct pickq *q, struct order *o, int cls, int64_t deadline,
+             int64_t now, struct pickq_jump *jump)
+{
+    int to;
+    jump_clear(jump);
+    if (order_transition(o->state, ACTION_REPRIO, &to) < 0)
+        return PICKQ_BADSTATE;
+    if (cls < 0 || cls >= CLASS_COUNT || deadline < 0)
+        return PICKQ_BADARG;
+
+    /* The new class must pass the intake rules too (an asn order carries
+       its ASN documents). */
+    int cls0 = o->cls;
+    int64_t d0 = o->deadline;
+    int64_t d = deadline != 0 ? deadline : d0;
+    o->cls = (uint8_t)cls;
+    o->deadline = d;
+    bool ok = order_validate(o, NULL, 0) == 0;
+    o->cls = (uint8_t)cls0;
+    o->deadline = d0;
+    if (!ok)
+        return PICKQ_BADARG;
+
+    int eff = escalate_from(q, cls, d, now);
+    if (o->state != STATE_QUEUED) {
+        o->cls = (uint8_t)cls;
+        o->deadline = d;
+        o->eff_cls = (uint8_t)eff;
+        o->updated = now;
+        return PICKQ_OK;
+    }
+
+    bool up = order_key(eff, d) < o->qnode.key && eff != CLASS_NORMAL;
+    size_t old_rank = up && jump != NULL ? rk_rank(o) : 0;
+    requeue(q, o, cls, d, eff);
+    if (up) {
+        if (jump != NULL) {
+            size_t rank = rk_rank(o);
+            jump_fill(q, o, rank, old_rank - rank, now, jump);
+        }
+        o->wh->st.jumps++;
+    }
+    o->updated = now;
+    return PICKQ_OK;
+}
+
+/* ---- the picker's side ------------------------------------------------ */
+
+int
+pickq_next(struct pickq *q, const char *warehouse, const char *picker,
+           int64_t lease_ms, int64_t now, struct order **out)
+{
+    if (out != NULL)
+        *out = NULL;
+    struct pickq_wh *wh = wh_find(q, warehouse);
+    if (wh == NULL || pheap_size(&wh->heap) == 0)
+        return PICKQ_EMPTY;
+    if (picker != NULL && strlen(picker) > ORDER_NAME_MAX)
+        return PICKQ_BADARG;
+
+    struct order *o = order_of_q(pheap_peek(&wh->heap));
+    leave_queue(q, o);
+    set_state(o, ACTION_NEXT);
+    name_copy(o->picker, picker);
+    o->lease = ++q->lease;
+    o->picked_at = now;
+    o->lease_expires = sat_add(now, lease_length(q, lease_ms));
+    timer_insert(q, o, o->lease_expires);
+    o->updated = now;
+    wh->st.picks++;
+    if (out != NULL)
+        *out = o;
+    return PICKQ_OK;
+}
+
+int
+pickq_touch(struct pickq *q, struct order *o, uint64_t lease, int64_t lease_ms,
+            int64_t now)
+{
+    if (o->state != STATE_PICKING || o->lease != lease)
+        return PICKQ_LEASE;
+    o->lease_expires = sat_add(now, lease_length(q, lease_ms));
+    /* Usually later, but a shorter lease may be asked for: rekey both
+       ways. */
+    pheap_rekey(&q->timers, &o->tnode, time_key(o->lease_expires));
+    o->updated = now;
+    return PICKQ_OK;
+}
+
+/* A picking order goes back to the queue at its place. */
+static void
+lease_back(struct pickq *q, struct order *o, int action)
+{
+    pheap_remove(&q->timers, &o->tnode);
+    set_state(o, action);
+    enter_queue(q, o);
+}
+
+int
+pickq_release(struct pickq *q, struct order *o, uint64_t lease, int64_t now)
+{
+    if (o->state != STATE_PICKING || o->lease != lease)
+        return PICKQ_LEASE;
+    lease_back(q, o, ACTION_RELEASE);
+    o->updated = now;
+    o->wh->st.releases++;
+    return PICKQ_OK;
+}
+
+int
+pickq_outbound(struct pickq *q, struct order *o, const char *operator_,
+               int64_t at, int64_t now)
+{
+    int to;
+    if (o->state == STATE_SHIPPED || o->state == STATE_DELIVERED)
+        return PICKQ_SAME;
+    if (order_transition(o->state, ACTION_OUTBOUND, &to) < 0)
+        return PICKQ_BADSTATE;
+    if (operator_ != NULL && strlen(operator_) > ORDER_NAME_MAX)
+        return PICKQ_BADARG;
+
+    struct pickq_wh *wh = o->wh;
+    if (o->state == STATE_QUEUED) {
+        leave_queue(q, o);
+        o->outbound_leased = false;
+        wh->st.outbounds_unleased++;
+    } else {
+        int64_t took;
+        pheap_remove(&q->timers, &o->tnode);
+        o->outbound_leased = true;
+        if (!__builtin_sub_overflow(at, o->picked_at, &took) && took > 0) {
+            ewma(&wh->st.mean_pick_ms, &wh->measured, took);
+            ewma(&q->mean_pick_ms, &q->measured, took);
+        }
+    }
+    set_state(o, ACTION_OUTBOUND);
+    name_copy(o->operator_, operator_);
+    o->outbound_at = at;
+    o->updated = now;
+    wh->st.outbounds++;
+    fin_append(q, o);
+    return PICKQ_OK;
+}
+
+int
+pickq_deliver(struct pickq *q, struct order *o, int64_t at, int64_t now)
+{
+    int to;
+    if (o->state == STATE_DELIVERED)
+        return PICKQ_SAME;
+    if (order_transition(o->state, ACTION_DELIVER, &to) < 0)
+        return PICKQ_BADSTATE;
+    set_state(o, ACTION_DELIVER);
+    o->delivered_at = at;
+    o->updated = now;
+    o->wh->st.deliveries++;
+    /* The list is ordered by `updated`: move it to the young end. */
+    fin_unlink(q, o);
+    fin_append(q, o);
+    return PICKQ_OK;
+}
+
+/* ---- timers ----------------------------------------------------------- */
+
+int64_t
+pickq_next_timer(struct pickq *q)
+{
+    struct pheap_node *t = pheap_peek(&q->timers);
+    return t != NULL ? (int64_t)t->key : INT64_MAX;
+}
+
+size_t
+pickq_tick(struct pickq *q, int64_t now, const struct pickq_tick_cb *cb)
+{
+    size_t changes = 0;
+    struct pheap_node *t;
+
+    /* Re-peek every round: a callback may have changed the queue, and a
+       change made here may arm a timer that is already due (an expired
+       order whose escalation fell due while it was picked, or an order
+       promoted into a class whose window it is already in). */
+    while ((t = pheap_peek(&q->timers)) != NULL && (int64_t)t->key <= now) {
+        struct order *o = order_of_t(t);
+        if (o->state == STATE_PICKING) {
+            uint64_t old_lease = o->lease;
+            lease_back(q, o, ACTION_EXPIRE);
+            o->updated = now;
+            o->wh->st.expiries++;
+            changes++;
+            if (cb != NULL && cb->expired != NULL)
+                cb->expired(cb->ctx, o, old_lease);
+        } else if (o->state == STATE_QUEUED) {
+            int from = o->eff_cls;
+            set_state(o, ACTION_ESCALATE);
+            requeue(q, o, o->cls, o->deadline, from - 1);
+            o->updated = now;
+            o->wh->st.escalations++;
+            changes++;
+            if (cb != NULL && cb->escalated != NULL)
+                cb->escalated(cb->ctx, o, from);
+        } else {
+            fprintf(stderr, "pickq: order %s is %s but has a timer\n", o->id,
+                    order_state_name(o->state));
+            abort();
+        }
+    }
+    return changes;
+}
+
+/* ---- reading ---------------------------------------------------------- */
+
+int
+pickq_position(struct pickq *q, const struct order *o, size_t *rank,
+               int64_t *eta_ms)
+{
+    if (o->state != STATE_QUEUED)
+        return PICKQ_BADSTATE;
+    struct pickq_wh *wh = o->wh;
+    size_t r = rk_rank(o);
+    if (rank != NULL)
+        *rank = r;
+    if (eta_ms != NULL)
+        *eta_ms = sat_mul(r + 1, wh->st.mean_pick_ms) / active_pickers(wh);
+    return PICKQ_OK;
+}
+
+size_t
+pickq_peek(struct pickq *q, const char *warehouse, size_t k, struct order **out)
+{
+    struct pickq_wh *wh = wh_find(q, warehouse);
+    if (wh == NULL)
+        return 0;
+    size_t got = 0;
+    for (struct order *o = rk_first(wh->rank_root); o != NULL && got < k;
+         o = rk_next(o))
+        out[got++] = o;
+    return got;
+}
+
+static void
+stats_add(struct pickq_stats *to, const struct pickq_stats *from)
+{
+    for (size_t i = 0; i < STATE_COUNT; i++)
+        to->by_state[i] += from->by_state[i];
+    for (size_t i = 0; i < CLASS_COUNT; i++)
+        to->queued_by_class[i] += from->queued_by_class[i];
+    to->pushes += from->pushes;
+    to->approvals += from->approvals;
+    to->picks += from->picks;
+    to->releases += from->releases;
+    to->outbounds += from->outbounds;
+    to->outbounds_unleased += from->outbounds_unleased;
+    to->deliveries += from->deliveries;
+    to->cancels += from->cancels;
+    to->expiries += from->expiries;
+    to->escalations += from->escalations;
+    to->jumps += from->jumps;
+}
+
+void
+pickq_stats(struct pickq *q, const char *warehouse, struct pickq_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    if (warehouse != NULL) {
+        struct pickq_wh *wh = wh_find(q, warehouse);
+        st->mean_pick_ms = q->cfg.pick_ms;
+        if (wh != NULL) {
+            *st = wh->st;
+            st->warehouses = 1;
+        }
+        return;
+    }
+    for (struct pickq_wh *wh = q->whs; wh != NULL; wh = wh->hh.next)
+        stats_add(st, &wh->st);
+    st->mean_pick_ms = q->mean_pick_ms;
+    st->warehouses = q->nwh;
+}
+
+/* ---- recovery --------------------------------------------------------- */
+
+static bool
+field_ok(const char *f, size_t cap)
+{
+    return f[0] != '\0' && memchr(f, '\0', cap) != NULL;
+}
+
+int
+pickq_restore(struct pickq *q, struct order *o)
+{
+    if (o->state >= STATE_COUNT || o->cls >= CLASS_COUNT ||
+        !field_ok(o->id, sizeof(o->id)) ||
+        !field_ok(o->warehouse, sizeof(o->warehouse)))
+        return PICKQ_BADARG;
+    size_t idlen = strlen(o->id);
+    if (pickq_get(q, o->id, idlen) != NULL)
+        return PICKQ_EXISTS;
+    if (q->nrestored == q->restored_cap) {
+        size_t cap = q->restored_cap ? q->restored_cap * 2 : 1024;
+        struct order **p = realloc(q->restored, cap * sizeof(*p));
+        if (p == NULL)
+            return PICKQ_NOMEM;
+        q->restored = p;
+        q->restored_cap = cap;
+    }
+    struct pickq_wh *wh = wh_get(q, o->warehouse);
+    if (wh == NULL)
+        return PICKQ_NOMEM;
+    HASH_ADD_KEYPTR(hh, q->orders, o->id, idlen, o);
+    if (o->hh.tbl == NULL)
+        return PICKQ_NOMEM;
+
+    o->wh = wh;
+    o->fin_prev = o->fin_next = NULL;
+    memset(&o->qnode, 0, sizeof(o->qnode));
+    memset(&o->rnode, 0, sizeof(o->rnode));
+    memset(&o->tnode, 0, sizeof(o->tnode));
+    if (o->eff_cls > o->cls)
+        o->eff_cls = o->cls;
+    wh->st.by_state[o->state]++;
+    if (o->state == STATE_QUEUED)
+        wh->st.queued_by_class[o->eff_cls]++;
+    if (o->seq > q->restored_seq)
+        q->restored_seq = o->seq;
+    if (o->lease > q->restored_lease)
+        q->restored_lease = o->lease;
+    q->restored[q->nrestored++] = o;
+    return PICKQ_OK;
+}
+
+static bool
+is_active(const struct order *o)
+{
+    return o->state == STATE_QUEUED || o->state == STATE_PICKING;
+}
+
+/* Active orders first, by seq; then the finished, by (updated, id); new
+   and held last (they need no placing). */
+static int
+cmp_restored(const void *pa, const void *pb)
+{
+    const struct order *a = *(struct order *const *)pa;
+    const struct order *b = *(struct order *const *)pb;
+    int ga = is_active(a) ? 0 : a->state >= STATE_SHIPPED ? 1 : 2;
+    int gb = is_active(b) ? 0 : b->state >= STATE_SHIPPED ? 1 : 2;
+    if (ga != gb)
+        return ga < gb ? -1 : 1;
+    if (ga == 0)
+        return a->seq < b->seq ? -1 : a->seq > b->seq;
+    if (ga == 1 && a->updated != b->updated)
+        return a->updated < b->updated ? -1 : 1;
+    return strcmp(a->id, b->id);
+}
+
+/* Queued orders by (warehouse, key, seq). */
+static int
+cmp_queued(const void *pa, const void *pb)
+{
+    const struct order *a = *(struct order *const *)pa;
+    const struct order *b = *(struct order *const *)pb;
+    if (a->wh != b->wh)
+        return a->wh->idx < b->wh->idx ? -1 : 1;
+    if (a->qnode.key != b->qnode.key)
+        return a->qnode.key < b->qnode.key ? -1 : 1;
+    return a->qnode.seq < b->qnode.seq ? -1 : a->qnode.seq > b->qnode.seq;
+}
+
+static int
+cmp_node(const void *pa, const void *pb)
+{
+    const struct pheap_node *a = *(struct pheap_node *const *)pa;
+    const struct pheap_node *b = *(struct pheap_node *const *)pb;
+    if (a->key != b->key)
+        return a->key < b->key ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Build h from nodes (sorted) as a chain when it is empty; insert them
+   otherwise (a restore after the queue was already in use). */
+static void
+build(struct pheap *h, struct pheap_node **nodes, size_t n)
+{
+    if (pheap_size(h) == 0) {
+        pheap_build_sorted(h, nodes, n);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        pheap_insert(h, nodes[i]);
+}
+
+/* Merge the finished orders fin[0..n) (sorted by updated) into the
+   finished list, keeping it ordered by updated. */
+static void
+fin_merge(struct pickq *q, struct order **fin, size_t n)
+{
+    struct order *at = q->fin_head;
+    for (size_t i = 0; i < n; i++) {
+        struct order *o = fin[i];
+        while (at != NULL && at->updated <= o->updated)
+            at = at->fin_next;
+        if (at == NULL) {
+            fin_append(q, o);
+            continue;
+        }
+        o->fin_next = at;
+        o->fin_prev = at->fin_prev;
+        if (at->fin_prev != NULL)
+            at->fin_prev->fin_next = o;
+        else
+            q->fin_head = o;
+        at->fin_prev = o;
+    }
+}
+
+int
+pickq_restore_done(struct pickq *q)
+{
+    size_t n = q->nrestored;
+    struct pheap_node **nodes = NULL;
+    struct order **r = q->restored;
+
+    if (n > 0) {
+        nodes = malloc(n * sizeof(*nodes));
+        if (nodes == NULL)
+            return PICKQ_NOMEM;
+    }
+    if (q->restored_seq > q->seq)
+        q->seq = q->restored_seq;
+    if (q->restored_lease > q->lease)
+        q->lease = q->restored_lease;
+
+    qsort(r, n, sizeof(*r), cmp_restored);
+    size_t nact = 0;
+    while (nact < n && is_active(r[nact]))
+        nact++;
+    size_t nfin = nact;
+    while (nfin < n && r[nfin]->state >= STATE_SHIPPED)
+        nfin++;
+
+    /* Arrival seqs must be unique among active orders (they break ties in
+       both heaps): one lost or repeated in storage gets a fresh one. */
+    uint64_t prev = 0;
+    for (size_t i = 0; i < nact; i++) {
+        uint64_t seq = r[i]->seq;
+        if (seq == 0 || (i > 0 && seq == prev))
+            r[i]->seq = ++q->seq;
+        prev = seq;
+    }
+
+    /* The timer heap: escalations of the queued, leases of the picking. */
+    size_t nt = 0;
+    for (size_t i = 0; i < nact; i++) {
+        struct order *o = r[i];
+        int64_t at =
+            o->state == STATE_PICKING ? o->lease_expires : escalate_at(q, o);
+        if (at == NO_TIME)
+            continue;
+        o->tnode.key = time_key(at);
+        o->tnode.seq = o->seq;
+        nodes[nt++] = &o->tnode;
+    }
+    qsort(nodes, nt, sizeof(*nodes), cmp_node);
+    build(&q->timers, nodes, nt);
+
+    fin_merge(q, r + nact, nfin - nact);
+
+    /* Warehouse heaps, each from its queued orders in order.  The queued
+       are compacted to the front of r (the rest of it is done with). */
+    size_t nq = 0;
+    for (size_t i = 0; i < nact; i++) {
+        struct order *o = r[i];
+        if (o->state != STATE_QUEUED)
+            continue;
+        o->qnode.key = order_key(o->eff_cls, o->deadline);
+        o->qnode.seq = o->seq;
+        r[nq++] = o;
+    }
+    qsort(r, nq, sizeof(*r), cmp_queued);
+    for (size_t i = 0; i < nq;) {
+        size_t j = i;
+        while (j < nq && r[j]->wh == r[i]->wh)
+            j++;
+        for (size_t k = i; k < j; k++) {
+            nodes[k - i] = &r[k]->qnode;
+            /* In order, each insert walks the right spine: warm. */
+            rk_insert(&r[k]->wh->rank_root, r[k]);
+        }
+        build(&r[i]->wh->heap, nodes, j - i);
+        i = j;
+    }
+    free(nodes);
+    q->nrestored = 0;
+    return PICKQ_OK;
+}
+
+/* ---- forgetting ------------------------------------------------------- */
+
+size_t
+pickq_forget_finished(struct pickq *q, int64_t before,
+                      void (*cb)(void *ctx, struct order *o), void *ctx)
+{
+    size_t n = 0;
+    struct order *o;
+    /* The list is in `updated` order (finishing and delivering append at
+       now), so the first young enough order ends the walk. */
+    while ((o = q->fin_head) != NULL && o->updated < before) {
+        fin_unlink(q, o);
+        HASH_DEL(q->orders, o);
+        o->wh->st.by_state[o->state]--;
+        if (cb != NULL)
+            cb(ctx, o);
+        order_free(o);
+        n++;
+    }
+    return n;
+}
