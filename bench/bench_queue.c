@@ -15,7 +15,7 @@
  * which is what lets them remove and re-key any node.  Rank in the array
  * heaps is the same pruned depth-first count the pairing heap does.
  *
- * Cases (n = steady size; every case is run RUNS times, the median printed):
+ * Cases (n = steady size; every case runs 7 times, the median is printed):
  *   fill+drain  insert n random keys, pop all            ns per insert or pop
  *   hold        pop the first, insert one                ns per pop+insert
  *   re-key      a random node's deadline moves, half earlier, half later;
@@ -26,14 +26,18 @@
  *   rank        count the nodes before a random node     ns per rank
  *   first pop   the single pop right after n inserts     us (the "stall")
  *
- * Keys are class << 60 | deadline, classes 10% asn, 20% rush4h, 30%
- * rush24h, 40% normal.  In hold and the others a new node keeps the class
- * of the node it replaces and gets the popped deadline plus a random
- * offset (the classic hold model), so the key distribution is stationary.
+ * Keys are class << 60 | deadline (deadlines spread over 2^24 ms), classes
+ * 10% asn, 20% rush4h, 30% rush24h, 40% normal.  A node that goes back in
+ * keeps its class; after a pop its deadline is the popped one plus a random
+ * offset (the classic hold model), so the key distribution is stationary:
+ * pops take the asn tenth, which circulates, while the rest sits deeper in
+ * the heap as a backlog does.  Every heap sees the same keys and queries,
+ * and the checksums of what they popped and ranked must agree.
  *
- * Usage: bench_queue [--quick] [--big] [--runs N] [--n N]
+ * Usage: bench_queue [--quick] [--big] [--runs N] [--n N] [--stride BYTES]
  *   --quick  n = 10^3 and 10^4, 3 runs, fewer ops: a smoke run
  *   --big    also n = 10^7
+ *   --runs N runs per case (default 7)
  *   --n N    only this size (repeatable)
  *   --stride BYTES  distance between nodes in the pool (default 48, the
  *            item itself; an order is larger, try 256)
@@ -540,7 +544,7 @@ int
 main(int argc, char **argv)
 {
     bool quick = false, big = false;
-    int runs = 5;
+    int runs = 0; /* 0: the default, 7 (3 with --quick) */
     size_t sizes[8];
     size_t nsizes = 0;
     for (int i = 1; i < argc; i++) {
@@ -571,8 +575,8 @@ main(int argc, char **argv)
             usage();
         }
     }
-    if (quick && runs == 5)
-        runs = 3;
+    if (runs == 0)
+        runs = quick ? 3 : 7;
 
     if (nsizes > 0) {
         /* sizes given by --n */

@@ -140,6 +140,18 @@ record_change(struct conn *c, struct resp_req *r, struct order *o,
     char raw[RAW_MAX];
     size_t n = raw_command(r, raw, sizeof raw);
     uint64_t t = server_record(c->srv, c, o, action, from, raw, n, note);
+    if (o->state == STATE_QUEUED && o->eff_cls != o->cls &&
+        (action == ACTION_PUSH || action == ACTION_APPROVE ||
+         action == ACTION_REPRIO)) {
+        /* Its deadline was already within its class's window. */
+        struct evbuffer *e = event_begin(c->srv, "escalated");
+        if (e) {
+            event_order(e, o);
+            event_str(e, "from", order_class_name(o->cls));
+            event_str(e, "to", order_class_name(o->eff_cls));
+            event_end(c->srv, e, t);
+        }
+    }
     if (jump && jump->order) {
         event_jump(c->srv, jump, t);
         log_msg(LOG_INFO,

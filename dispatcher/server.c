@@ -46,10 +46,14 @@ ms_to_tv(int64_t ms)
 
 /* ---- connections ---------------------------------------------------- */
 
+/* While replies wait for durability (a few ms) reading stops: natural
+   back-pressure.  A picker blocked in NEXT keeps reading, only to notice
+   when it hangs up (its input is not parsed until it is served). */
 static void
 conn_pause(struct conn *c)
 {
-    bufferevent_disable(c->bev, EV_READ);
+    if (c->in_dwait)
+        bufferevent_disable(c->bev, EV_READ);
 }
 
 static void

@@ -544,6 +544,8 @@ queue_entry(struct pickq *q, struct order *o, int64_t now,
     if (o->seq == 0)
         o->seq = ++q->seq;
     o->eff_cls = (uint8_t)escalate_from(q, o->cls, o->deadline, now);
+    if (o->eff_cls != o->cls)
+        o->wh->st.escalations++; /* promoted at intake */
     enter_queue(q, o);
     if (o->eff_cls != CLASS_NORMAL) {
         if (jump != NULL) {
@@ -1167,7 +1169,8 @@ pickq_restore_done(struct pickq *q)
     if (q->restored_lease > q->lease)
         q->lease = q->restored_lease;
 
-    qsort(r, n, sizeof(*r), cmp_restored);
+    if (n > 1)
+        qsort(r, n, sizeof(*r), cmp_restored);
     size_t nact = 0;
     while (nact < n && is_active(r[nact]))
         nact++;
@@ -1197,7 +1200,8 @@ pickq_restore_done(struct pickq *q)
         o->tnode.seq = o->seq;
         nodes[nt++] = &o->tnode;
     }
-    qsort(nodes, nt, sizeof(*nodes), cmp_node);
+    if (nt > 1)
+        qsort(nodes, nt, sizeof(*nodes), cmp_node);
     build(&q->timers, nodes, nt);
 
     fin_merge(q, r + nact, nfin - nact);
@@ -1213,7 +1217,8 @@ pickq_restore_done(struct pickq *q)
         o->qnode.seq = o->seq;
         r[nq++] = o;
     }
-    qsort(r, nq, sizeof(*r), cmp_queued);
+    if (nq > 1)
+        qsort(r, nq, sizeof(*r), cmp_queued);
     for (size_t i = 0; i < nq;) {
         size_t j = i;
         while (j < nq && r[j]->wh == r[i]->wh)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -105,6 +106,8 @@ e2e_start_argv(struct daemon *d, const char *const *extra)
     d->pid = fork();
     cr_assert(d->pid >= 0, "fork: %s", strerror(errno));
     if (d->pid == 0) {
+        /* Die with the test process, even when it is killed. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
         int fd = open(d->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
         if (fd >= 0) {
             dup2(fd, 2);
@@ -170,6 +173,10 @@ static inline void
 e2e_cleanup(struct daemon *d)
 {
     e2e_kill(d);
+    if (d->dir[0] && getenv("DISPATCHD_KEEP_TEST_DIRS")) {
+        fprintf(stderr, "kept %s\n", d->dir);
+        d->dir[0] = '\0';
+    }
     if (d->dir[0]) {
         char cmd[400];
         snprintf(cmd, sizeof cmd, "rm -rf '%s'", d->dir);
