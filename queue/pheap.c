@@ -33,9 +33,17 @@
  * the only child of the one before), which is a valid pairing heap whose
  * pops each cost one step.
  *
+ * Rank counts the nodes before n by a depth-first walk that prunes every
+ * subtree whose root is not before n.  Siblings are unordered, so it visits
+ * every child of every node ahead of n: O(rank + their children), not
+ * O(rank); fine for one order, too slow as a per-request position index.
+ * Top-k walks best-first: a small binary heap of candidates (malloc'd),
+ * starting from the roots; taking a node makes its children candidates.
+ *
  * Order is (key, seq) with seq unique, so the order is total and equal keys
  * leave FIFO.  Every pass is iterative: the heap can be a chain of 10^7
- * nodes, and recursion would overflow the stack.
+ * nodes, and recursion would overflow the stack.  What this costs against
+ * array heaps is measured in bench/README.md.
  */
 #include "pheap.h"
 

@@ -12,18 +12,19 @@
  * that the table has one place where it is checked end to end.
  *
  * A daemon must never outlive its test: Criterion runs each test in its
- * own process, and fini (also run after a failed assertion), an atexit
- * handler and a parent-death signal set in the forked child all stop it.
+ * own process; fini (also run after a failed assertion), an atexit handler
+ * and e2e.h's parent-death signal all stop it.  Daemons start in the test
+ * bodies, not in .init, because a failed assertion in .init skips fini.
+ * Every test ends with finish(): SIGTERM must give exit status 0 and the
+ * daemon's log no sanitizer report, so the ASan build checks the daemon
+ * as well as the replies.
  */
 #include <errno.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -116,20 +117,12 @@ teardown(void)
     nheld = capheld = 0;
 }
 
-/* In the forked daemon, before exec: die with the test process. */
-static void
-child_dies_with_parent(void)
-{
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-}
-
 static void
 arm(void)
 {
     static bool armed;
     if (!armed) {
         armed = true;
-        pthread_atfork(NULL, NULL, child_dies_with_parent);
         atexit(teardown);
     }
 }
