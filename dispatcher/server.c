@@ -78,6 +78,24 @@ conn_reap(struct conn *c)
     return true;
 }
 
+/* Send c->out.  Straight to the socket when nothing is queued before it:
+   handing it to the bufferevent would cost an epoll_ctl to watch for
+   writability, a loop turn, and another epoll_ctl to stop watching, for
+   every reply.  What the socket does not take is queued as usual (and a
+   socket error surfaces there, closing the connection). */
+static void
+conn_send(struct conn *c)
+{
+    struct evbuffer *ob = bufferevent_get_output(c->bev);
+
+    if (evbuffer_get_length(c->out) == 0)
+        return;
+    if (evbuffer_get_length(ob) == 0)
+        evbuffer_write(c->out, bufferevent_getfd(c->bev));
+    if (evbuffer_get_length(c->out) > 0)
+        evbuffer_add_buffer(ob, c->out);
+}
+
 void
 conn_settle(struct conn *c)
 {
@@ -86,8 +104,7 @@ conn_settle(struct conn *c)
     if (c->in_dwait)
         return;
     if (c->wait_ticket <= store_durable(srv->store)) {
-        if (evbuffer_get_length(c->out) > 0)
-            evbuffer_add_buffer(bufferevent_get_output(c->bev), c->out);
+        conn_send(c);
         return;
     }
     c->in_dwait = true;
@@ -355,7 +372,7 @@ on_wake(evutil_socket_t fd, short what, void *arg)
         }
         *pp = c->dnext;
         c->in_dwait = false;
-        evbuffer_add_buffer(bufferevent_get_output(c->bev), c->out);
+        conn_send(c);
         if (!conn_reap(c))
             conn_resume(c);
     }
