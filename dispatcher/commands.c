@@ -1117,10 +1117,16 @@ cmd_dbsize(struct conn *c, struct resp_req *r)
     resp_int(c->out, (long long)total);
 }
 
+/* Transactions are refused as a whole: after MULTI every command up to
+   EXEC or DISCARD is refused too, so a client that pipelines a
+   transaction changes nothing and gets an error for each part. */
 static void
 cmd_multi(struct conn *c, struct resp_req *r)
 {
-    (void)r;
+    if (resp_arg_is(&r->argv[0], "MULTI"))
+        c->in_multi = true;
+    else
+        c->in_multi = false; /* EXEC, DISCARD */
     resp_error(c->out, "ERR transactions are not supported: pipeline without "
                        "MULTI (redis-py: pipeline(transaction=False))");
 }
@@ -1181,6 +1187,12 @@ command_dispatch(struct conn *c, struct resp_req *r)
         cmd->fn != cmd_quit) {
         resp_error(c->out, "ERR only SUBSCRIBE, UNSUBSCRIBE, PING and QUIT "
                            "are allowed in this context");
+        return;
+    }
+    if (c->in_multi && cmd->fn != cmd_multi) {
+        resp_error(c->out, "ERR transaction refused (MULTI is not supported): "
+                           "%s not run",
+                   cmd->name);
         return;
     }
     if ((int)r->argc < cmd->min_args) {

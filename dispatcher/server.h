@@ -47,6 +47,7 @@ struct conn {
     bool closing;               /* close once out is flushed */
     bool subscribed;            /* SUBSCRIBE events */
     bool in_dwait;              /* on srv->dwait */
+    bool in_multi;              /* after a refused MULTI, until EXEC/DISCARD */
 
     /* A blocked NEXT: on its warehouse's wait queue, FIFO. */
     struct waitq *bq;

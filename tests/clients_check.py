@@ -90,13 +90,19 @@ def main():
     # The default pipeline wraps in MULTI/EXEC: a clear error, not a hang
     # or a protocol mix-up.
     p = r.pipeline()
-    p.ping()
+    p.execute_command("PUSH", "TX-1", "normal")
     try:
         p.execute()
         raise AssertionError("pipeline() with MULTI did not fail")
     except redis.ResponseError as e:
         msg = str(e)
         assert "transaction" in msg and "transaction=False" in msg, msg
+    # Nothing inside the refused transaction ran.
+    try:
+        r.execute_command("GET", "TX-1")
+        raise AssertionError("a push inside a refused MULTI was applied")
+    except redis.ResponseError as e:
+        assert str(e).startswith("NOTFOUND"), str(e)
     # The connection pool still works afterwards.
     assert r.ping() is True
     stats = fields(r.execute_command("STATS"))

@@ -1589,8 +1589,12 @@ Test(cmd, redis_compat_commands)
     r = R("DBSIZE");
     cr_assert(r->type == REDIS_REPLY_INTEGER && r->integer == 0);
     expect("-ERR transactions are not supported", "MULTI");
+    expect("-ERR transaction refused", "PUSH TX-9 normal");
     expect("-ERR transactions are not supported", "EXEC");
+    expect("-NOTFOUND", "GET TX-9");
+    expect("-ERR transactions are not supported", "MULTI");
     expect("-ERR transactions are not supported", "DISCARD");
+    expect("+PONG", "PING");
     r = R("CLIENT ID");
     cr_assert(r->type == REDIS_REPLY_INTEGER && r->integer > 0);
     r = R("CLIENT GETNAME");
@@ -1665,6 +1669,7 @@ Test(cmd, errors_never_close_the_connection)
     cr_assert(n->type == REDIS_REPLY_ARRAY);
     expect("-LEASE", "TOUCH x1 987654321987");
     expect("-ERR transactions", "MULTI");
+    expect("-ERR transactions", "DISCARD");
     expect("-NOPROTO", "HELLO 9");
     expect("-ERR", "SELECT 3");
     /* Same connection all along. */
