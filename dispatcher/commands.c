@@ -559,7 +559,6 @@ cmd_outbound(struct conn *c, struct resp_req *r)
     }
     char note[ORDER_NAME_MAX + 160];
     int from = o->state;
-    uint64_t lease = o->lease;
     int rc = pickq_outbound(c->srv->q, o, co.operator_, co.at, server_now());
     if (rc == PICKQ_SAME) {
         /* A repeat (the WMS retries): keep its message, change nothing. */
@@ -589,7 +588,6 @@ cmd_outbound(struct conn *c, struct resp_req *r)
         log_msg(LOG_INFO, "order %s confirmed outbound by %s without a lease",
                 o->id, co.operator_);
     }
-    (void)lease;
     resp_ok(c->out);
 }
 
@@ -1024,7 +1022,10 @@ cmd_hello(struct conn *c, struct resp_req *r)
             if (!set_name(c, &r->argv[++i]))
                 return;
         } else if (resp_arg_is(&r->argv[i], "AUTH") && i + 2 < r->argc) {
-            i += 2; /* credentials come with the security work; accepted */
+            /* No credentials exist yet: say so rather than pretend. */
+            resp_error(c->out, "ERR AUTH called without any credentials "
+                               "configured");
+            return;
         } else {
             resp_error(c->out, "ERR syntax error in HELLO option '%.*s'",
                        (int)(r->argv[i].len > 32 ? 32 : r->argv[i].len),
@@ -1131,6 +1132,13 @@ cmd_multi(struct conn *c, struct resp_req *r)
                        "MULTI (redis-py: pipeline(transaction=False))");
 }
 
+static void
+cmd_auth(struct conn *c, struct resp_req *r)
+{
+    (void)r;
+    resp_error(c->out, "ERR AUTH called without any credentials configured");
+}
+
 /* Most used first: the lookup is a short linear scan. */
 static const struct command commands[] = {
     {"PUSH", 3, true, cmd_push},
@@ -1163,6 +1171,7 @@ static const struct command commands[] = {
     {"MULTI", 1, false, cmd_multi},
     {"EXEC", 1, false, cmd_multi},
     {"DISCARD", 1, false, cmd_multi},
+    {"AUTH", 2, false, cmd_auth},
 };
 
 void
