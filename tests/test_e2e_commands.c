@@ -1595,6 +1595,9 @@ Test(cmd, redis_compat_commands)
     expect("-ERR transactions are not supported", "MULTI");
     expect("-ERR transactions are not supported", "DISCARD");
     expect("+PONG", "PING");
+    expect("-ERR AUTH called without any credentials", "AUTH secret");
+    expect("-ERR AUTH called without any credentials",
+           "HELLO 2 AUTH erp secret");
     r = R("CLIENT ID");
     cr_assert(r->type == REDIS_REPLY_INTEGER && r->integer > 0);
     r = R("CLIENT GETNAME");
