@@ -46,25 +46,25 @@ ms_to_tv(int64_t ms)
 
 /* ---- connections ---------------------------------------------------- */
 
-/* While replies wait for durability (a few ms) reading stops: natural
-   back-pressure.  A picker blocked in NEXT keeps reading, only to notice
-   when it hangs up (its input is not parsed until it is served). */
-static void
-conn_pause(struct conn *c)
-{
-    if (c->in_dwait)
-        bufferevent_disable(c->bev, EV_READ);
-}
+/* A paused connection (replies waiting for durability, or blocked in
+   NEXT) keeps reading, so a picker that hangs up is noticed, but parses
+   nothing until it resumes.  Turning reading off and on for every
+   durable reply would cost two epoll_ctl calls per command; only a peer
+   that sends this much while paused is stopped (back-pressure). */
+#define PAUSED_INPUT_MAX ((size_t)8 << 20)
 
 static void
 conn_resume(struct conn *c)
 {
     if (conn_paused(c) || c->closing)
         return;
-    bufferevent_enable(c->bev, EV_READ);
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    if (!(bufferevent_get_enabled(c->bev) & EV_READ))
+        bufferevent_enable(c->bev, EV_READ);
     /* Read on from the loop, not from here: the caller may be another
        connection's command, and commands must not nest. */
-    event_active(c->resume_ev, EV_TIMEOUT, 0);
+    if (evbuffer_get_length(in) > 0)
+        event_active(c->resume_ev, EV_TIMEOUT, 0);
 }
 
 /* Free c if it is closing and everything it had to say is written. */
@@ -110,7 +110,6 @@ conn_settle(struct conn *c)
     c->in_dwait = true;
     c->dnext = srv->dwait;
     srv->dwait = c;
-    conn_pause(c);
 }
 
 static void
@@ -171,8 +170,12 @@ conn_free(struct conn *c)
 static void
 on_read(struct bufferevent *bev, void *arg)
 {
-    (void)bev;
-    process_input(arg);
+    struct conn *c = arg;
+
+    if (conn_paused(c) &&
+        evbuffer_get_length(bufferevent_get_input(bev)) > PAUSED_INPUT_MAX)
+        bufferevent_disable(bev, EV_READ);
+    process_input(c);
 }
 
 static void
@@ -475,7 +478,6 @@ server_block(struct server *srv, struct conn *c, const char *warehouse,
         struct timeval tv = ms_to_tv(block_ms);
         evtimer_add(c->block_timer, &tv);
     }
-    conn_pause(c);
 }
 
 void
