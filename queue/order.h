@@ -86,17 +86,8 @@ enum order_risk {
 };
 #define RISK_ALL (RISK_NEW_CUSTOMER | RISK_HIGH_RETURNS | RISK_OVERDUE_90D)
 
-/* A node of the pick queue's position index: an order-statistics treap
-   per warehouse, ordered like the pick heap (pickq private). */
-struct pickq_rank_node {
-    struct order *left, *right, *parent;
-    size_t size; /* orders in this subtree */
-};
-
 struct order {
     struct pheap_node qnode; /* in its warehouse's pick heap when queued */
-    struct pickq_rank_node rnode; /* in its warehouse's position index when
-                                     queued (pickq private) */
     struct pheap_node tnode; /* in the timer heap: escalation when queued,
                                 lease expiry when picking */
     UT_hash_handle hh;       /* the pick queue's id index */

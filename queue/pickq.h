@@ -97,7 +97,9 @@ int pickq_push(struct pickq *q, struct order *o, int64_t now,
 
 /* Transitions on an order of q.  Each returns PICKQ_BADSTATE when the
    state machine forbids it and changes nothing then.  jump, when not NULL,
-   is filled (jump->order set) when the change made a queue jump. */
+   is filled (jump->order set) when the change made a queue jump.
+   pickq_approve may also return PICKQ_NOMEM (the order's place in the
+   position index could not be reserved); nothing changed then. */
 int pickq_approve(struct pickq *q, struct order *o, int64_t now,
                   struct pickq_jump *jump);
 int pickq_hold(struct pickq *q, struct order *o, int64_t now);
