@@ -81,11 +81,8 @@ order_set_customer(struct order *o, const char *s, size_t len)
     return set_field(o->customer, sizeof(o->customer), s, len);
 }
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-errf(char *err, size_t errlen, const char *fmt, ...)
+void
+order_errf(char *err, size_t errlen, const char *fmt, ...)
 {
     va_list ap;
     if (err == NULL || errlen == 0)
@@ -116,22 +113,22 @@ order_attr_set(struct order *o, const char *k, size_t klen, const char *v,
                size_t vlen, char *err, size_t errlen)
 {
     if (klen == 0) {
-        errf(err, errlen, "attribute key is empty");
+        order_errf(err, errlen, "attribute key is empty");
         return -1;
     }
     if (klen > ORDER_ATTR_KEY_MAX) {
-        errf(err, errlen, "attribute key longer than %d bytes",
+        order_errf(err, errlen, "attribute key longer than %d bytes",
              ORDER_ATTR_KEY_MAX);
         return -1;
     }
     if (vlen > ORDER_ATTR_VAL_MAX) {
-        errf(err, errlen, "attribute %.*s: value longer than %d bytes",
+        order_errf(err, errlen, "attribute %.*s: value longer than %d bytes",
              (int)klen, k, ORDER_ATTR_VAL_MAX);
         return -1;
     }
     if (memchr(k, '\0', klen) != NULL ||
         (vlen > 0 && memchr(v, '\0', vlen) != NULL)) {
-        errf(err, errlen, "attribute %.*s: NUL byte in key or value", (int)klen,
+        order_errf(err, errlen, "attribute %.*s: NUL byte in key or value", (int)klen,
              k);
         return -1;
     }
@@ -139,7 +136,7 @@ order_attr_set(struct order *o, const char *k, size_t klen, const char *v,
     long at = attr_find(o, k, klen);
     if (at < 0) {
         if (o->nattrs >= ORDER_ATTRS_MAX) {
-            errf(err, errlen, "attribute %.*s: more than %d attributes",
+            order_errf(err, errlen, "attribute %.*s: more than %d attributes",
                  (int)klen, k, ORDER_ATTRS_MAX);
             return -1;
         }
@@ -478,7 +475,7 @@ require_attr(const struct order *o, const char *why, const char *k, char *err,
 {
     const char *v = order_attr_get(o, k);
     if (v == NULL || v[0] == '\0') {
-        errf(err, errlen, "order %s: %s order needs attribute %s", o->id, why,
+        order_errf(err, errlen, "order %s: %s order needs attribute %s", o->id, why,
              k);
         return -1;
     }
@@ -489,42 +486,42 @@ int
 order_validate(const struct order *o, char *err, size_t errlen)
 {
     if (!field_ok(o->id, sizeof(o->id))) {
-        errf(err, errlen, "order id longer than %d bytes", ORDER_ID_MAX);
+        order_errf(err, errlen, "order id longer than %d bytes", ORDER_ID_MAX);
         return -1;
     }
     if (o->id[0] == '\0') {
-        errf(err, errlen, "order id is empty");
+        order_errf(err, errlen, "order id is empty");
         return -1;
     }
     if (!field_ok(o->warehouse, sizeof(o->warehouse)) ||
         !field_ok(o->customer, sizeof(o->customer))) {
-        errf(err, errlen,
+        order_errf(err, errlen,
              "order %s: warehouse or customer longer than %d "
              "bytes",
              o->id, ORDER_NAME_MAX);
         return -1;
     }
     if (o->warehouse[0] == '\0') {
-        errf(err, errlen, "order %s: warehouse is missing", o->id);
+        order_errf(err, errlen, "order %s: warehouse is missing", o->id);
         return -1;
     }
     if (o->cls >= CLASS_COUNT) {
-        errf(err, errlen, "order %s: unknown class %u", o->id, o->cls);
+        order_errf(err, errlen, "order %s: unknown class %u", o->id, o->cls);
         return -1;
     }
     if (o->source >= SOURCE_COUNT || o->fulfil >= FULFIL_COUNT ||
         (o->risk & ~RISK_ALL) != 0) {
-        errf(err, errlen, "order %s: unknown source, fulfilment or risk",
+        order_errf(err, errlen, "order %s: unknown source, fulfilment or risk",
              o->id);
         return -1;
     }
     if (o->nattrs > ORDER_ATTRS_MAX) {
-        errf(err, errlen, "order %s: %u attributes, at most %d", o->id,
+        order_errf(err, errlen, "order %s: %u attributes, at most %d", o->id,
              o->nattrs, ORDER_ATTRS_MAX);
         return -1;
     }
     if (o->deadline <= 0) {
-        errf(err, errlen, "order %s: class %s needs a deadline", o->id,
+        order_errf(err, errlen, "order %s: class %s needs a deadline", o->id,
              order_class_name(o->cls));
         return -1;
     }

@@ -133,6 +133,11 @@ struct order {
     char *attrs;
 };
 
+/* printf into err (errlen bytes) unless err is NULL: how queue/ fills the
+   error messages it hands back. */
+void order_errf(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* A zeroed order with defaults (class normal, source dealer, fulfil stock,
    state new), or NULL when out of memory. */
 struct order *order_new(void);

@@ -118,19 +118,6 @@ struct pickq {
 
 /* ---- small helpers ---------------------------------------------------- */
 
-static void errf(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void
-errf(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    if (err == NULL || errlen == 0)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 static int64_t
 sat_add(int64_t a, int64_t b)
@@ -585,7 +572,7 @@ pickq_push(struct pickq *q, struct order *o, int64_t now,
 {
     jump_clear(jump);
     if (order_push_state(o->state) < 0) {
-        errf(err, errlen,
+        order_errf(err, errlen,
              "order %.*s: a push creates a new or queued order, "
              "not %s",
              ORDER_ID_MAX, o->id, order_state_name(o->state));
@@ -597,7 +584,7 @@ pickq_push(struct pickq *q, struct order *o, int64_t now,
         if (old != NULL) {
             if (same_as_pushed(q, old, o))
                 return PICKQ_SAME;
-            errf(err, errlen, "order %s exists with different content", o->id);
+            order_errf(err, errlen, "order %s exists with different content", o->id);
             return PICKQ_EXISTS;
         }
     }
