@@ -78,7 +78,6 @@
 
 #include "ostree.h"
 
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
