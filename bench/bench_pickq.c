@@ -234,13 +234,13 @@ case_reprio(struct pickq *q, struct order **all, size_t n)
         double t0 = now_ns();
         for (size_t i = 0; i < B; i++) {
             struct pickq_jump jump;
-            int rc = pickq_reprio(q, os[i], cls[i] - 1, 0, T0, &jump);
+            int rc = pickq_reprio(q, os[i], cls[i] - 1, 0, T0, &jump, NULL, 0);
             if (rc != PICKQ_OK)
                 die("pickq_reprio", rc);
         }
         t += now_ns() - t0;
         for (size_t i = 0; i < B; i++) {
-            int rc = pickq_reprio(q, os[i], cls[i], 0, T0, NULL);
+            int rc = pickq_reprio(q, os[i], cls[i], 0, T0, NULL, NULL, 0);
             if (rc != PICKQ_OK)
                 die("pickq_reprio back", rc);
         }

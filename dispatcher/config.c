@@ -30,10 +30,18 @@ config_default(struct config *cfg)
     snprintf(cfg->data, sizeof cfg->data, "var/data");
     cfg->durability = STORE_SYNC;
     cfg->batch_ms = 10;
+    cfg->store_queue_max = 8192;
     cfg->max_clients = 10000;
     cfg->idle_timeout_ms = 300 * SEC;
     cfg->retention_ms = 30 * DAY;
     cfg->log_level = LOG_INFO;
+    cfg->checkpoint_dir[0] = '\0'; /* beside the data directory */
+    cfg->out_hard = (size_t)256 << 20;
+    cfg->out_soft = (size_t)64 << 20;
+    cfg->out_soft_ms = 60 * SEC;
+    cfg->sub_hard = (size_t)32 << 20;
+    cfg->sub_soft = (size_t)8 << 20;
+    cfg->sub_soft_ms = 60 * SEC;
     pickq_config_default(&cfg->queue);
 }
 
@@ -58,12 +66,58 @@ config_duration(const char *s, int64_t unit_ms, int64_t *ms)
         unit = HOUR;
     else if (strcmp(end, "d") == 0)
         unit = DAY;
+    else if (strcmp(end, "y") == 0)
+        unit = 365 * DAY + 6 * HOUR;
     else
         return -1;
     double r = v * (double)unit;
     if (r > 9.0e15)
         return -1;
     *ms = (int64_t)r;
+    return 0;
+}
+
+int
+config_size(const char *s, size_t *bytes)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (end == s || errno || *s == '-')
+        return -1;
+    unsigned long long unit = 1;
+    if (*end == '\0' || strcasecmp(end, "b") == 0)
+        unit = 1;
+    else if (strcasecmp(end, "kb") == 0 || strcasecmp(end, "k") == 0)
+        unit = 1ull << 10;
+    else if (strcasecmp(end, "mb") == 0 || strcasecmp(end, "m") == 0)
+        unit = 1ull << 20;
+    else if (strcasecmp(end, "gb") == 0 || strcasecmp(end, "g") == 0)
+        unit = 1ull << 30;
+    else
+        return -1;
+    if (v > (1ull << 50) / unit)
+        return -1;
+    *bytes = (size_t)(v * unit);
+    return 0;
+}
+
+int
+config_output_limit(const char *s, size_t *hard, size_t *soft,
+                    int64_t *soft_ms)
+{
+    char a[32], b[32], c[32], extra[2];
+    size_t h, so;
+    int64_t ms;
+    if (sscanf(s, "%31s %31s %31s %1s", a, b, c, extra) != 3 ||
+        config_size(a, &h) || config_size(b, &so) ||
+        config_duration(c, SEC, &ms))
+        return -1;
+    if (h && so > h)
+        return -1;
+    *hard = h;
+    *soft = so;
+    *soft_ms = ms;
     return 0;
 }
 
@@ -102,6 +156,11 @@ enum opt_id {
     OPT_ESCALATE_RUSH4H,
     OPT_ESCALATE_RUSH24H,
     OPT_ESCALATE_NORMAL,
+    OPT_CHECKPOINT_DIR,
+    OPT_CLIENT_OUTPUT,
+    OPT_SUBSCRIBER_OUTPUT,
+    OPT_DEADLINE_AHEAD,
+    OPT_STORE_QUEUE_MAX,
 };
 
 static const struct option long_options[] = {
@@ -125,6 +184,12 @@ static const struct option long_options[] = {
     {"escalate-rush4h", required_argument, NULL, OPT_ESCALATE_RUSH4H},
     {"escalate-rush24h", required_argument, NULL, OPT_ESCALATE_RUSH24H},
     {"escalate-normal", required_argument, NULL, OPT_ESCALATE_NORMAL},
+    {"checkpoint-dir", required_argument, NULL, OPT_CHECKPOINT_DIR},
+    {"client-output-limit", required_argument, NULL, OPT_CLIENT_OUTPUT},
+    {"subscriber-output-limit", required_argument, NULL,
+     OPT_SUBSCRIBER_OUTPUT},
+    {"deadline-max-ahead", required_argument, NULL, OPT_DEADLINE_AHEAD},
+    {"store-queue-max", required_argument, NULL, OPT_STORE_QUEUE_MAX},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -146,6 +211,8 @@ usage(FILE *f)
 "                           batch (reply at once, sync every --batch-ms),\n"
 "                           none (never sync explicitly)\n"
 "      --batch-ms N         batch mode sync period (default 10)\n"
+"      --store-queue-max N  changes waiting for the store before new ones\n"
+"                           are refused with BUSY (default 8192)\n"
 "      --lease-default DUR  lease given by NEXT (default 300s)\n"
 "      --lease-max DUR      longest lease NEXT/TOUCH grant (default 1h)\n"
 "      --max-clients N      connections at once (default 10000)\n"
@@ -160,11 +227,23 @@ usage(FILE *f)
 "      --escalate-CLASS DUR promote an order one class up when its deadline\n"
 "                           is within DUR: rush4h (30m), rush24h (4h),\n"
 "                           normal (24h); 0 = never\n"
+"      --deadline-max-ahead DUR  refuse deadlines further ahead than DUR\n"
+"                           (default 1826d, five years; before 2000: always)\n"
+"      --checkpoint-dir DIR CHECKPOINT name writes DIR/name only\n"
+"                           (default: checkpoints beside the data directory)\n"
+"      --client-output-limit \"HARD SOFT PERIOD\"\n"
+"                           close a client whose unread replies pass HARD, or\n"
+"                           SOFT for PERIOD (default \"256mb 64mb 60s\"; a\n"
+"                           client that does not read is not read from\n"
+"                           once 1mb of its replies wait)\n"
+"      --subscriber-output-limit \"HARD SOFT PERIOD\"\n"
+"                           the same for SUBSCRIBE (default \"32mb 8mb 60s\")\n"
 "      --log-level LEVEL    error, warn, info (default) or debug\n"
 "  -h, --help               this text\n"
 "  -V, --version            the version\n"
 "\n"
-"Durations: 250ms, 30s, 15m, 4h, 30d; a bare number means seconds.\n"
+"Durations: 250ms, 30s, 15m, 4h, 30d, 5y; a bare number means seconds.\n"
+"Sizes: 512, 64kb, 32mb, 1gb.\n"
 "Example: dispatchd --port 7420 --data /var/lib/dispatchd --durability sync\n");
 }
 
@@ -207,10 +286,30 @@ config_set(struct config *cfg, int id, const char *name, const char *v)
             goto bad;
         cfg->batch_ms = (int)n;
         return 0;
+    case OPT_STORE_QUEUE_MAX:
+        if (parse_int(v, 1, 10000000, &n))
+            goto bad;
+        cfg->store_queue_max = (int)n;
+        return 0;
     case OPT_MAX_CLIENTS:
         if (parse_int(v, 1, 1000000, &n))
             goto bad;
         cfg->max_clients = (int)n;
+        return 0;
+    case OPT_CHECKPOINT_DIR:
+        if (strlen(v) >= sizeof cfg->checkpoint_dir || !*v)
+            goto bad;
+        snprintf(cfg->checkpoint_dir, sizeof cfg->checkpoint_dir, "%s", v);
+        return 0;
+    case OPT_CLIENT_OUTPUT:
+        if (config_output_limit(v, &cfg->out_hard, &cfg->out_soft,
+                                &cfg->out_soft_ms))
+            goto bad;
+        return 0;
+    case OPT_SUBSCRIBER_OUTPUT:
+        if (config_output_limit(v, &cfg->sub_hard, &cfg->sub_soft,
+                                &cfg->sub_soft_ms))
+            goto bad;
         return 0;
     case OPT_LOG_LEVEL:
         if (strcasecmp(v, "error") == 0)
@@ -243,6 +342,11 @@ config_set(struct config *cfg, int id, const char *name, const char *v)
         break;
     case OPT_IDLE:
         cfg->idle_timeout_ms = ms;
+        break;
+    case OPT_DEADLINE_AHEAD:
+        if (ms < DAY)
+            goto bad;
+        q->deadline_ahead_max_ms = ms;
         break;
     case OPT_RETENTION:
         cfg->retention_ms = ms;
@@ -296,6 +400,31 @@ on_ini_line(void *user, const char *section, const char *name,
     fprintf(stderr, "dispatchd: %s: unknown key '%s'\n", ctx->path, name);
     ctx->failed = 1;
     return 1;
+}
+
+void
+config_finish(struct config *cfg)
+{
+    if (cfg->checkpoint_dir[0])
+        return;
+    /* "checkpoints" beside the data directory: var/data -> var/checkpoints */
+    const char *slash = strrchr(cfg->data, '/');
+    while (slash && slash > cfg->data && slash[1] == '\0') {
+        /* a trailing slash: look before it */
+        const char *p = slash - 1;
+        while (p > cfg->data && *p != '/')
+            p--;
+        slash = *p == '/' ? p : NULL;
+    }
+    if (!slash)
+        snprintf(cfg->checkpoint_dir, sizeof cfg->checkpoint_dir,
+                 "checkpoints");
+    else if (slash == cfg->data)
+        snprintf(cfg->checkpoint_dir, sizeof cfg->checkpoint_dir,
+                 "/checkpoints");
+    else
+        snprintf(cfg->checkpoint_dir, sizeof cfg->checkpoint_dir,
+                 "%.*s/checkpoints", (int)(slash - cfg->data), cfg->data);
 }
 
 int
@@ -356,5 +485,6 @@ config_from_args(struct config *cfg, int argc, char **argv)
         fprintf(stderr, "dispatchd: unexpected argument '%s'\n", argv[optind]);
         return -1;
     }
+    config_finish(cfg);
     return 0;
 }

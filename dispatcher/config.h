@@ -17,10 +17,19 @@ struct config {
     char data[PATH_MAX];      /* RocksDB directory: ./var/data */
     int durability;           /* enum store_durability: sync */
     int batch_ms;             /* batch mode sync period: 10 */
+    int store_queue_max;      /* records waiting for the store before
+                                 changes are refused BUSY: 8192 */
     int max_clients;          /* connections accepted at once: 10000 */
     int64_t idle_timeout_ms;  /* close idle clients after: 300 s (0 off) */
     int64_t retention_ms;     /* keep finished orders for: 30 d */
     int log_level;            /* enum log_level: info */
+    char checkpoint_dir[400];      /* CHECKPOINT writes below: var/checkpoints
+                                      (the data directory's sibling) */
+    /* Output buffer limits (bytes; soft ones held for *_soft_ms). */
+    size_t out_hard, out_soft;     /* clients: 256mb, 64mb for 60s */
+    int64_t out_soft_ms;
+    size_t sub_hard, sub_soft;     /* subscribers: 32mb, 8mb for 60s */
+    int64_t sub_soft_ms;
     struct pickq_config queue;
 };
 
@@ -31,8 +40,20 @@ void config_default(struct config *cfg);
    error to stderr (exit 2). */
 int config_from_args(struct config *cfg, int argc, char **argv);
 
+/* Fill what defaults from other settings (the checkpoint directory). */
+void config_finish(struct config *cfg);
+
 /* Parse a duration ("250ms", "15m", "4h", "30d"; bare numbers are
    `unit_ms` each).  Returns 0 and *ms, or -1. */
 int config_duration(const char *s, int64_t unit_ms, int64_t *ms);
+
+/* Parse a size ("512", "64kb", "32mb", "1gb"; bare numbers are bytes).
+   Returns 0 and *bytes, or -1. */
+int config_size(const char *s, size_t *bytes);
+
+/* Parse an output limit "HARD SOFT PERIOD" ("32mb 8mb 60s"; 0 turns a
+   limit off).  Returns 0, or -1. */
+int config_output_limit(const char *s, size_t *hard, size_t *soft,
+                        int64_t *soft_ms);
 
 #endif

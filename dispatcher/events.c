@@ -1,7 +1,7 @@
 /*
  * The event stream.  Events wait in a FIFO until the change they report is
  * durable (tickets only grow, so the FIFO is also ticket order), then go to
- * every subscriber as a pub/sub message: ["message", "events", <json>].
+ * every sink with their sequence number.
  */
 #include "events.h"
 
@@ -10,57 +10,129 @@
 #include <string.h>
 
 #include "log.h"
-#include "server.h"
+#include "order.h"
+#include "pickq.h"
 
-#define CHANNEL "events"
+struct pending_event {
+    uint64_t ticket;
+    struct pending_event *next;
+    char type[24];
+    size_t len;
+    char json[]; /* the fields after "seq" and before the closing brace */
+};
+
+void
+events_init(struct events *ev)
+{
+    memset(ev, 0, sizeof *ev);
+}
+
+/* Length of the valid UTF-8 sequence at p (n bytes left), or 0. */
+static size_t
+utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    size_t len;
+    uint32_t cp;
+
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        if ((p[i] & 0xC0) != 0x80)
+            return 0;
+        cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+        cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return len;
+}
 
 void
 json_string(struct evbuffer *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
-    size_t run = 0;
+    size_t run = 0, i = 0;
 
     evbuffer_add(b, "\"", 1);
-    for (size_t i = 0; i < len; i++) {
+    while (i < len) {
         unsigned char ch = p[i];
-        if (ch >= 0x20 && ch != '"' && ch != '\\')
+        if (ch >= 0x20 && ch != '"' && ch != '\\' && ch < 0x80) {
+            i++;
             continue;
+        }
+        if (ch >= 0x80) {
+            size_t k = utf8_len(p + i, len - i);
+            if (k) {
+                i += k;
+                continue;
+            }
+        }
         evbuffer_add(b, s + run, i - run);
-        run = i + 1;
         char esc[6] = {'\\', 0};
         size_t n = 2;
         switch (ch) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
         default:
-            memcpy(esc, "\\u00", 4);
-            esc[4] = hex[ch >> 4];
-            esc[5] = hex[ch & 15];
-            n = 6;
+            if (ch >= 0x80) {
+                memcpy(esc, "\xEF\xBF\xBD", 3); /* U+FFFD */
+                n = 3;
+            } else {
+                memcpy(esc, "\\u00", 4);
+                esc[4] = hex[ch >> 4];
+                esc[5] = hex[ch & 15];
+                n = 6;
+            }
         }
         evbuffer_add(b, esc, n);
+        run = ++i;
     }
     evbuffer_add(b, s + run, len - run);
     evbuffer_add(b, "\"", 1);
 }
 
 struct evbuffer *
-event_begin(struct server *srv, const char *type)
+event_begin(struct events *ev, const char *type, int64_t now)
 {
-    if (!srv->subs)
+    if (!ev->sinks)
         return NULL;
     struct evbuffer *e = evbuffer_new();
     if (!e) {
         log_msg(LOG_WARN, "out of memory: %s event dropped", type);
         return NULL;
     }
-    /* The sequence number is added when it is published. */
-    evbuffer_add_printf(e, "\"type\":\"%s\",\"at\":%lld", type,
-                        (long long)server_now());
+    /* The type goes first so event_end can find it; seq is added when
+       the event is published. */
+    evbuffer_add_printf(e, "\"type\":\"%s\",\"at\":%lld", type, (long long)now);
     return e;
 }
 
@@ -88,11 +160,18 @@ event_order(struct evbuffer *e, const struct order *o)
 }
 
 void
-event_end(struct server *srv, struct evbuffer *e, uint64_t ticket)
+event_end(struct events *ev, struct evbuffer *e, uint64_t ticket,
+          uint64_t durable)
 {
     size_t len = evbuffer_get_length(e);
-    struct pending_event *pe = malloc(sizeof *pe + len);
+    struct pending_event *pe;
 
+    if (ticket == 0) {
+        /* The change was refused: nothing happened to report. */
+        evbuffer_free(e);
+        return;
+    }
+    pe = malloc(sizeof *pe + len);
     if (!pe) {
         log_msg(LOG_WARN, "out of memory: event dropped");
         evbuffer_free(e);
@@ -103,18 +182,26 @@ event_end(struct server *srv, struct evbuffer *e, uint64_t ticket)
     pe->len = len;
     evbuffer_remove(e, pe->json, len);
     evbuffer_free(e);
-    if (srv->ev_tail)
-        srv->ev_tail->next = pe;
+    /* "type":"<type>" opens every event. */
+    const char *t = pe->json + 8;
+    size_t tl = 0;
+    while (8 + tl < len && t[tl] != '"' && tl < sizeof pe->type - 1)
+        tl++;
+    memcpy(pe->type, t, tl);
+    pe->type[tl] = '\0';
+    if (ev->tail)
+        ev->tail->next = pe;
     else
-        srv->ev_head = pe;
-    srv->ev_tail = pe;
-    events_flush(srv, store_durable(srv->store));
+        ev->head = pe;
+    ev->tail = pe;
+    events_flush(ev, durable);
 }
 
 void
-event_jump(struct server *srv, const struct pickq_jump *j, uint64_t ticket)
+event_jump(struct events *ev, const struct pickq_jump *j, uint64_t ticket,
+           uint64_t durable, int64_t now)
 {
-    struct evbuffer *e = event_begin(srv, "jump");
+    struct evbuffer *e = event_begin(ev, "jump", now);
     if (!e)
         return;
     event_order(e, j->order);
@@ -130,87 +217,98 @@ event_jump(struct server *srv, const struct pickq_jump *j, uint64_t ticket)
         json_string(e, id, strlen(id));
     }
     evbuffer_add(e, "]", 1);
-    event_end(srv, e, ticket);
+    event_end(ev, e, ticket, durable);
 
     for (size_t i = 0; i < j->at_risk_listed; i++) {
         const struct order *o = j->at_risk_orders[i];
-        e = event_begin(srv, "at_risk");
+        e = event_begin(ev, "at_risk", now);
         if (!e)
             return;
         event_order(e, o);
         event_str(e, "displaced_by", j->order->id);
         event_int(e, "delay_ms", (long long)j->delay_ms);
-        event_end(srv, e, ticket);
+        event_end(ev, e, ticket, durable);
     }
 }
 
 static void
-publish(struct server *srv, const struct pending_event *pe)
+publish(struct events *ev, const struct pending_event *pe)
 {
-    char head[64];
-    int n = snprintf(head, sizeof head, "{\"seq\":%llu,",
-                     (unsigned long long)++srv->event_seq);
-    srv->n.events++;
-    for (struct conn *c = srv->subs; c; c = c->snext) {
-        resp_push(c->out, 3, c->proto);
-        resp_bulk(c->out, "message", 7);
-        resp_bulk(c->out, CHANNEL, sizeof CHANNEL - 1);
-        evbuffer_add_printf(c->out, "$%zu\r\n", (size_t)n + pe->len + 1);
-        evbuffer_add(c->out, head, (size_t)n);
-        evbuffer_add(c->out, pe->json, pe->len);
-        evbuffer_add(c->out, "}\r\n", 3);
-        conn_settle(c);
+    uint64_t seq = ++ev->seq;
+    char head[40];
+    int n =
+        snprintf(head, sizeof head, "{\"seq\":%llu,", (unsigned long long)seq);
+    size_t len = (size_t)n + pe->len + 1;
+    char *json = malloc(len + 1);
+
+    if (!json) {
+        log_msg(LOG_WARN, "out of memory: event %llu dropped",
+                (unsigned long long)seq);
+        return;
     }
+    memcpy(json, head, (size_t)n);
+    memcpy(json + n, pe->json, pe->len);
+    json[len - 1] = '}';
+    json[len] = '\0';
+    ev->published++;
+    /* A sink may unlisten itself (its connection closes) while called. */
+    for (struct event_sink *s = ev->sinks, *next; s; s = next) {
+        next = s->next;
+        s->emit(s, seq, pe->type, json, len);
+    }
+    free(json);
 }
 
 void
-events_flush(struct server *srv, uint64_t durable)
+events_flush(struct events *ev, uint64_t durable)
 {
-    while (srv->ev_head && srv->ev_head->ticket <= durable) {
-        struct pending_event *pe = srv->ev_head;
-        srv->ev_head = pe->next;
-        if (!srv->ev_head)
-            srv->ev_tail = NULL;
-        publish(srv, pe);
+    while (ev->head && ev->head->ticket <= durable) {
+        struct pending_event *pe = ev->head;
+        ev->head = pe->next;
+        if (!ev->head)
+            ev->tail = NULL;
+        if (ev->sinks)
+            publish(ev, pe);
         free(pe);
     }
 }
 
 void
-events_subscribe(struct server *srv, struct conn *c)
+events_listen(struct events *ev, struct event_sink *s)
 {
-    if (c->subscribed)
+    if (s->listening)
         return;
-    c->subscribed = true;
-    c->sprev = NULL;
-    c->snext = srv->subs;
-    if (srv->subs)
-        srv->subs->sprev = c;
-    srv->subs = c;
+    s->listening = true;
+    s->prev = NULL;
+    s->next = ev->sinks;
+    if (ev->sinks)
+        ev->sinks->prev = s;
+    ev->sinks = s;
 }
 
 void
-events_unsubscribe(struct server *srv, struct conn *c)
+events_unlisten(struct events *ev, struct event_sink *s)
 {
-    if (!c->subscribed)
+    if (!s->listening)
         return;
-    c->subscribed = false;
-    if (c->sprev)
-        c->sprev->snext = c->snext;
+    s->listening = false;
+    if (s->prev)
+        s->prev->next = s->next;
     else
-        srv->subs = c->snext;
-    if (c->snext)
-        c->snext->sprev = c->sprev;
-    c->snext = c->sprev = NULL;
+        ev->sinks = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    s->next = s->prev = NULL;
 }
 
 void
-events_free(struct server *srv)
+events_free(struct events *ev)
 {
-    while (srv->ev_head) {
-        struct pending_event *pe = srv->ev_head;
-        srv->ev_head = pe->next;
+    while (ev->head) {
+        struct pending_event *pe = ev->head;
+        ev->head = pe->next;
         free(pe);
     }
-    srv->ev_tail = NULL;
+    ev->tail = NULL;
+    ev->sinks = NULL;
 }

@@ -1,45 +1,71 @@
 /*
- * events — the live event stream (SUBSCRIBE events): queue jumps, deadline
+ * events — what happened that people must hear of: queue jumps, deadline
  * risks, escalations, expired leases, unleased outbound confirmations.
  *
  * Each event is one JSON object with a sequence number and a type.  An
- * event that reports a change is published only once that change is
- * durable, so a subscriber never hears of something a crash can undo.
- * Building an event costs nothing when nobody subscribes.
+ * event that reports a change waits until that change is durable, so a
+ * listener never hears of something a crash can undo.  Listeners are sinks
+ * with a callback (RESP pub/sub today; SSE and webhooks later).  Building
+ * an event costs nothing when nobody listens.
+ *
+ * Every JSON text made here is valid UTF-8: bytes that are not valid UTF-8
+ * in an id, customer or attribute become U+FFFD.  Loop thread only.
  */
 #ifndef DISPATCHD_EVENTS_H
 #define DISPATCHD_EVENTS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <event2/buffer.h>
 
-struct server;
-struct conn;
 struct order;
 struct pickq_jump;
 
-/* Start an event of `type`; NULL when there are no subscribers (skip it). */
-struct evbuffer *event_begin(struct server *srv, const char *type);
+struct event_sink {
+    /* json is the whole object, {"seq":N,"type":...}, len bytes. */
+    void (*emit)(struct event_sink *s, uint64_t seq, const char *type,
+                 const char *json, size_t len);
+    void *ctx;
+    bool listening;
+    struct event_sink *prev, *next;
+};
+
+struct pending_event;
+
+struct events {
+    struct event_sink *sinks;
+    struct pending_event *head, *tail; /* waiting for durability */
+    uint64_t seq;                      /* last sequence number given */
+    uint64_t published;
+};
+
+void events_init(struct events *ev);
+void events_free(struct events *ev);
+
+void events_listen(struct events *ev, struct event_sink *s);
+void events_unlisten(struct events *ev, struct event_sink *s);
+
+/* Start an event of `type` at time now; NULL when nobody listens (skip). */
+struct evbuffer *event_begin(struct events *ev, const char *type, int64_t now);
 void event_str(struct evbuffer *e, const char *key, const char *val);
 void event_int(struct evbuffer *e, const char *key, long long v);
 /* Common order fields: order, customer, warehouse, class, deadline. */
 void event_order(struct evbuffer *e, const struct order *o);
-/* Finish e (which it frees) and publish it once `ticket` is durable. */
-void event_end(struct server *srv, struct evbuffer *e, uint64_t ticket);
-
+/* Finish e (freed here): published once `ticket` <= durable.  A ticket of
+   0 means the change was not recorded: the event is dropped. */
+void event_end(struct events *ev, struct evbuffer *e, uint64_t ticket,
+               uint64_t durable);
 /* The jump event, and one at_risk event per displaced order at risk. */
-void event_jump(struct server *srv, const struct pickq_jump *j,
-                uint64_t ticket);
+void event_jump(struct events *ev, const struct pickq_jump *j, uint64_t ticket,
+                uint64_t durable, int64_t now);
 
-/* Send every pending event whose ticket is durable. */
-void events_flush(struct server *srv, uint64_t durable);
+/* Publish every pending event whose ticket is durable. */
+void events_flush(struct events *ev, uint64_t durable);
 
-void events_subscribe(struct server *srv, struct conn *c);
-void events_unsubscribe(struct server *srv, struct conn *c);
-void events_free(struct server *srv);
-
-/* Append s as a JSON string literal (quoted, escaped). */
+/* Append s as a JSON string literal: quoted, escaped, invalid UTF-8
+   replaced by U+FFFD. */
 void json_string(struct evbuffer *b, const char *s, size_t len);
 
 #endif

@@ -1,21 +1,21 @@
 /*
  * dispatchd — decides which warehouse order gets picked next.
- * See README.md for the commands and server.h for how the loop works.
+ * See README.md for the commands and net.h for how the daemon is put
+ * together.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/stat.h>
 
 #include "config.h"
 #include "log.h"
-#include "server.h"
+#include "net.h"
 
 int
 main(int argc, char **argv)
 {
     struct config cfg;
-    static struct server srv; /* large (the parse scratch): not on the stack */
+    static struct net n; /* large: not on the stack */
 
     config_default(&cfg);
     int rc = config_from_args(&cfg, argc, argv);
@@ -25,12 +25,12 @@ main(int argc, char **argv)
     /* A peer that goes away must not kill the daemon. */
     signal(SIGPIPE, SIG_IGN);
 
-    if (server_init(&srv, &cfg)) {
-        server_free(&srv);
+    if (net_init(&n, &cfg)) {
+        net_free(&n);
         return 1;
     }
-    rc = server_run(&srv);
-    server_free(&srv);
+    rc = net_run(&n);
+    net_free(&n);
     log_msg(LOG_INFO, "stopped");
     return rc ? 1 : 0;
 }

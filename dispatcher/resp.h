@@ -36,12 +36,23 @@ struct resp_req {
 
 enum resp_status {
     RESP_DONE,       /* one command parsed; *consumed bytes used */
-    RESP_INCOMPLETE, /* need more input; nothing consumed */
+    RESP_INCOMPLETE, /* need more input; nothing consumed: *consumed is
+                        a hint, see resp_parse() */
     RESP_EMPTY,      /* an empty inline line; *consumed bytes to skip */
     RESP_PROTOERR,   /* protocol violation: *err says what; close */
 };
 
-/* Parse the first request in buf[0..len). */
+/* Parse the first request in buf[0..len).  Nothing is kept between calls:
+   after RESP_INCOMPLETE, call again from the same buf with more bytes.
+   On RESP_INCOMPLETE *consumed is a lower bound on the request's total
+   length, counted from buf[0], when the parser knows one, else 0: after a
+   bulk's "$<len>\r\n" header, with the bulk's data at buf[off], it is
+   off + len + 2, the end of that bulk's CRLF.  When it is not 0 it is
+   more than len and at most the length of the whole request, so a caller
+   may skip parsing until that many bytes are buffered: the request cannot
+   be whole before (a broken CRLF among those bytes is then reported when
+   they are all in, not at once).  A big bulk arriving in small reads is
+   then parsed twice, not once per read. */
 enum resp_status resp_parse(const char *buf, size_t len, struct resp_req *req,
                             size_t *consumed, const char **err);
 

@@ -25,6 +25,14 @@
  * In batch and none modes the same groups are written without a sync, and
  * in batch mode the thread syncs the WAL at least every batch_ms.
  *
+ * Back-pressure.  store_put never waits for the disk: the queue buffer
+ * grows as needed.  When the disk falls behind, records pile up in it, and
+ * once opt.queue_max of them wait store_busy() says so, so that the daemon
+ * can answer BUSY to new writes.  Blocking the loop instead would stall the
+ * replies, timers and reads that need no disk at all.  The bound is soft:
+ * a command is to check before it changes anything, and whatever it then
+ * writes (one change may take several records) is accepted.
+ *
  * Failures.  When a group write fails (disk full, I/O error) RocksDB 7.8
  * may stay in a read-only background-error state, and its C API has no
  * rocksdb_resume().  The persistence thread therefore keeps the failed
@@ -116,8 +124,7 @@ struct store {
 
     /* The hand-off. */
     pthread_mutex_t mu;
-    pthread_cond_t work;  /* the persistence thread waits (monotonic) */
-    pthread_cond_t space; /* store_put waits for room in a full queue */
+    pthread_cond_t work; /* the persistence thread waits (monotonic) */
     struct qbuf q;
     bool stop;
     bool sleeping;              /* the persistence thread waits on work */
@@ -401,13 +408,8 @@ set_failing(struct store *s, const char *why)
     pthread_mutex_lock(&s->stat_mu);
     s->st.failures++;
     pthread_mutex_unlock(&s->stat_mu);
-    if (atomic_exchange(&s->ok, false)) {
-        /* A store_put waiting for room must now return 0. */
-        pthread_mutex_lock(&s->mu);
-        pthread_cond_broadcast(&s->space);
-        pthread_mutex_unlock(&s->mu);
+    if (atomic_exchange(&s->ok, false))
         wake(s);
-    }
 }
 
 static void
@@ -613,8 +615,6 @@ store_thread(void *arg)
         s->spare = taken;
         uint64_t last = atomic_load(&s->submitted);
         bool stopping = s->stop;
-        if (taken.count > 0)
-            pthread_cond_broadcast(&s->space);
         pthread_mutex_unlock(&s->mu);
 
         if (taken.count > 0) {
@@ -726,7 +726,6 @@ store_open(const char *dir, const struct store_options *opt, char *err,
                   "condattr clock");
     check_pthread(pthread_cond_init(&s->work, &ca), "cond init");
     pthread_condattr_destroy(&ca);
-    check_pthread(pthread_cond_init(&s->space, NULL), "cond init");
     check_pthread(pthread_mutex_init(&s->mu, NULL), "mutex init");
     check_pthread(pthread_mutex_init(&s->health_mu, NULL), "mutex init");
     check_pthread(pthread_mutex_init(&s->stat_mu, NULL), "mutex init");
@@ -743,7 +742,6 @@ store_open(const char *dir, const struct store_options *opt, char *err,
         pthread_mutex_destroy(&s->stat_mu);
         pthread_mutex_destroy(&s->health_mu);
         pthread_mutex_destroy(&s->mu);
-        pthread_cond_destroy(&s->space);
         pthread_cond_destroy(&s->work);
         store_free(s);
         return NULL;
@@ -788,7 +786,6 @@ store_close(struct store *s)
     pthread_mutex_destroy(&s->stat_mu);
     pthread_mutex_destroy(&s->health_mu);
     pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->space);
     pthread_cond_destroy(&s->work);
     store_free(s);
 }
@@ -808,9 +805,10 @@ enqueue(struct store *s, uint32_t op, const char *id, size_t idlen,
                      seq};
     size_t need = sizeof e + idlen + reclen + audlen;
 
+    /* Never waits for room: queue_max is a soft bound that callers check
+       with store_busy() before they take on work, so a slow disk never
+       stalls the event loop. */
     pthread_mutex_lock(&s->mu);
-    while (s->q.count >= s->opt.queue_max && atomic_load(&s->ok) && !s->stop)
-        pthread_cond_wait(&s->space, &s->mu);
     if (!atomic_load(&s->ok) || s->stop) {
         pthread_mutex_unlock(&s->mu);
         return 0;
@@ -889,6 +887,15 @@ store_delete(struct store *s, const char *id)
         abort();
     }
     return enqueue(s, QOP_DELETE, id, idlen, NULL, 0, NULL, 0, 0);
+}
+
+bool
+store_busy(struct store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool busy = s->q.count >= s->opt.queue_max;
+    pthread_mutex_unlock(&s->mu);
+    return busy;
 }
 
 uint64_t

@@ -4,10 +4,12 @@
  *
  * The event-loop thread calls store_put()/store_delete(): each encodes its
  * record at once (so the caller may change the order right after) and hands
- * it to the persistence thread through one bounded queue (one short lock per
- * hand-off batch).  That thread writes everything queued as one WriteBatch,
- * syncs the WAL once per group (mode sync), advances the durable ticket and
- * calls opt.wake() so the loop can send the replies that waited.
+ * it to the persistence thread through one queue (one short lock per
+ * hand-off).  Neither ever blocks: the queue's bound, opt.queue_max, is
+ * soft, and the loop asks store_busy() before taking on a write.  The
+ * persistence thread writes everything queued as one WriteBatch, syncs the
+ * WAL once per group (mode sync), advances the durable ticket and calls
+ * opt.wake() so the loop can send the replies that waited.
  *
  * Column families: "orders" (id -> record), "audit" (id, 0x00, big-endian
  * u32 sequence -> entry), "meta" (format version).  Knows nothing of
@@ -31,7 +33,9 @@ enum store_durability {
 struct store_options {
     int durability;          /* enum store_durability; default STORE_SYNC */
     int batch_ms;            /* STORE_BATCH sync period; default 10 */
-    size_t queue_max;        /* records waiting before store_put blocks */
+    size_t queue_max;        /* records waiting before store_busy() is
+                                true (soft: puts beyond it are accepted);
+                                default 8192 (also when 0) */
     /* Called from the persistence thread each time the durable ticket
        advances or the health changes.  Must be thread-safe and quick. */
     void (*wake)(void *arg);
@@ -84,11 +88,19 @@ int store_load(struct store *s, int (*each)(void *ctx, struct order *o),
 /* Record o's current state and, when a is not NULL, append audit entry
    number o->audit_n - 1 (the caller increments o->audit_n first).
    Returns the ticket (> 0), or 0 when the store is failing (nothing was
-   queued: the caller must refuse the write).  Loop thread. */
+   queued: the caller must refuse the write).  Never waits for room: a put
+   while store_busy() is true is queued too.  Loop thread. */
 uint64_t store_put(struct store *s, const struct order *o,
                    const struct audit_entry *a);
 /* Delete an order and its whole audit trail (retention).  Same returns. */
 uint64_t store_delete(struct store *s, const char *id);
+
+/* true while opt.queue_max or more records wait in the hand-off queue,
+   not yet taken by the persistence thread (the disk is behind): the
+   caller should answer BUSY to new writes instead of queueing more.  It
+   turns false by itself when the thread takes the queue for its next
+   group; nothing is called then, so ask again.  Loop thread. */
+bool store_busy(struct store *s);
 
 /* Highest ticket that is durable under the store's mode.  Any thread. */
 uint64_t store_durable(struct store *s);

@@ -78,12 +78,14 @@
 
 #include "ostree.h"
 
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define NO_TIME INT64_MAX
+#define MS_PER_DAY INT64_C(86400000)
 
 struct pickq_wh {
     UT_hash_handle hh; /* q->whs, keyed by name */
@@ -503,6 +505,8 @@ pickq_config_default(struct pickq_config *cfg)
     cfg->escalate_window[CLASS_NORMAL] = 24 * 3600000LL;
     cfg->pick_ms = 120000;
     cfg->jump_scan = 256;
+    cfg->deadline_min_ms = INT64_C(946684800000);   /* 2000-01-01T00:00:00Z */
+    cfg->deadline_ahead_max_ms = 1826 * MS_PER_DAY; /* 5 years */
 }
 
 struct pickq *
@@ -552,6 +556,34 @@ pickq_get(struct pickq *q, const char *id, size_t len)
 
 /* ---- push and the transitions of the ERP ------------------------------ */
 
+/* Is deadline d, given by the caller for order o, inside the configured
+   window at now?  0, or -1 with a message naming d and the window. */
+static int
+deadline_check(const struct pickq *q, const struct order *o, int64_t d,
+               int64_t now, char *err, size_t errlen)
+{
+    int64_t lo = q->cfg.deadline_min_ms;
+    int64_t ahead = q->cfg.deadline_ahead_max_ms;
+    int64_t hi = ahead > 0 ? sat_add(now, ahead) : INT64_MAX;
+    if (d >= lo && d <= hi)
+        return 0;
+    char dbuf[40], lbuf[40], hbuf[64];
+    order_time_format(d, dbuf, sizeof(dbuf));
+    order_time_format(lo, lbuf, sizeof(lbuf));
+    if (ahead <= 0)
+        snprintf(hbuf, sizeof(hbuf), "any later time");
+    else if (ahead % MS_PER_DAY == 0)
+        snprintf(hbuf, sizeof(hbuf), "now + %" PRId64 " day%s",
+                 ahead / MS_PER_DAY, ahead == MS_PER_DAY ? "" : "s");
+    else
+        snprintf(hbuf, sizeof(hbuf), "now + %" PRId64 " ms", ahead);
+    order_errf(err, errlen,
+               "order %s: deadline %" PRId64
+               " (%s) is outside the accepted window (%s to %s)",
+               o->id, d, dbuf, lbuf, hbuf);
+    return -1;
+}
+
 /* Is o a repeat of pushed order old?  A repeat without a deadline means
    the class default as it applied at the first push. */
 static bool
@@ -592,7 +624,8 @@ pickq_push(struct pickq *q, struct order *o, int64_t now,
     if (o->deadline == 0 && o->cls < CLASS_COUNT &&
         q->cfg.deadline_default[o->cls] > 0)
         o->deadline = sat_add(now, q->cfg.deadline_default[o->cls]);
-    if (order_validate(o, err, errlen) < 0) {
+    if (order_validate(o, err, errlen) < 0 ||
+        (d0 != 0 && deadline_check(q, o, d0, now, err, errlen) < 0)) {
         o->deadline = d0;
         return PICKQ_BADARG;
     }
@@ -672,23 +705,30 @@ pickq_cancel(struct pickq *q, struct order *o, int64_t now)
 
 int
 pickq_reprio(struct pickq *q, struct order *o, int cls, int64_t deadline,
-             int64_t now, struct pickq_jump *jump)
+             int64_t now, struct pickq_jump *jump, char *err, size_t errlen)
 {
     int to;
     jump_clear(jump);
-    if (order_transition(o->state, ACTION_REPRIO, &to) < 0)
+    if (order_transition(o->state, ACTION_REPRIO, &to) < 0) {
+        order_errf(err, errlen, "order %s is %s, cannot reprioritise", o->id,
+                   order_state_name(o->state));
         return PICKQ_BADSTATE;
-    if (cls < 0 || cls >= CLASS_COUNT || deadline < 0)
+    }
+    if (cls < 0 || cls >= CLASS_COUNT) {
+        order_errf(err, errlen, "order %s: unknown class %d", o->id, cls);
         return PICKQ_BADARG;
+    }
 
     /* The new class must pass the intake rules too (an asn order carries
-       its ASN documents). */
+       its ASN documents), and a new deadline the window, as at push. */
     int cls0 = o->cls;
     int64_t d0 = o->deadline;
     int64_t d = deadline != 0 ? deadline : d0;
     o->cls = (uint8_t)cls;
     o->deadline = d;
-    bool ok = order_validate(o, NULL, 0) == 0;
+    bool ok = order_validate(o, err, errlen) == 0 &&
+              (deadline == 0 ||
+               deadline_check(q, o, deadline, now, err, errlen) == 0);
     o->cls = (uint8_t)cls0;
     o->deadline = d0;
     if (!ok)

@@ -44,6 +44,15 @@ struct pickq_config {
     int64_t escalate_window[CLASS_COUNT];
     int64_t pick_ms;     /* mean pick duration before any is measured: 120000 */
     size_t jump_scan;    /* displaced orders a jump report examines: 256 */
+    /* The window a deadline the caller gives (push, reprio) must fall in,
+       bounds included: from deadline_min_ms to now + deadline_ahead_max_ms
+       (0 = no upper bound).  It catches typos such as a year 9999 before
+       they sort an order behind everything for ever.  Class defaults are
+       not checked, and recovery (pickq_restore) does not apply it, so old
+       data always loads.  Defaults: 946684800000 (2000-01-01T00:00:00Z)
+       and 1826 days (5 years). */
+    int64_t deadline_min_ms;
+    int64_t deadline_ahead_max_ms;
 };
 
 #define PICKQ_AT_RISK_MAX 16
@@ -88,10 +97,12 @@ struct order *pickq_get(struct pickq *q, const char *id, size_t len);
 
 /* Push o (state STATE_NEW, or STATE_QUEUED for "pushed approved").  Applies
    the class's default deadline when o->deadline is 0, checks the intake
-   rules, stamps created/updated (and seq when queued).  On PICKQ_OK q owns
-   o; on any other result the caller keeps it.  PICKQ_SAME: an order with
-   this id and the same content exists (nothing changed); PICKQ_EXISTS: with
-   different content.  PICKQ_BADARG: err names the rule. */
+   rules and, for a deadline o came with, the deadline window (see struct
+   pickq_config), stamps created/updated (and seq when queued).  On
+   PICKQ_OK q owns o; on any other result the caller keeps it, unchanged.
+   PICKQ_SAME: an order with this id and the same content exists (nothing
+   changed); PICKQ_EXISTS: with different content.  PICKQ_BADARG: err
+   names the rule, or the deadline and the window it is outside of. */
 int pickq_push(struct pickq *q, struct order *o, int64_t now,
                struct pickq_jump *jump, char *err, size_t errlen);
 
@@ -105,9 +116,15 @@ int pickq_approve(struct pickq *q, struct order *o, int64_t now,
 int pickq_hold(struct pickq *q, struct order *o, int64_t now);
 int pickq_cancel(struct pickq *q, struct order *o, int64_t now);
 /* New class, and new deadline unless deadline is 0.  The effective class
-   is recomputed (escalation applies again from the new class). */
+   is recomputed (escalation applies again from the new class).  The order
+   with its new class must pass the intake rules of a push (an asn order
+   carries its ASN attributes) and a new deadline must be inside the
+   deadline window; otherwise PICKQ_BADARG with the same message push
+   gives in err (errlen bytes; err may be NULL), and nothing changed.  On
+   PICKQ_BADSTATE err says so too. */
 int pickq_reprio(struct pickq *q, struct order *o, int cls, int64_t deadline,
-                 int64_t now, struct pickq_jump *jump);
+                 int64_t now, struct pickq_jump *jump, char *err,
+                 size_t errlen);
 
 /* Lease the first queued order of warehouse to picker for lease_ms
    (0 = default; capped at lease_max_ms).  PICKQ_EMPTY when none. */

@@ -260,4 +260,48 @@ e2e_field_int(const redisReply *r, const char *k)
     return -1;
 }
 
+/* A plain TCP connection to the daemon, for byte-level tests. */
+static inline int
+e2e_raw_connect(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    cr_assert(connect(fd, (struct sockaddr *)&a, sizeof a) == 0,
+              "connect to %d: %s", port, strerror(errno));
+    return fd;
+}
+
+/* The daemon's resident memory, in KiB (VmRSS). */
+static inline long
+e2e_rss_kb(const struct daemon *d)
+{
+    char path[64], line[256];
+    long kb = -1;
+    snprintf(path, sizeof path, "/proc/%d/status", (int)d->pid);
+    FILE *f = fopen(path, "r");
+    cr_assert(f, "open %s: %s", path, strerror(errno));
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+/* The value of "key:" in an INFO reply, or -1. */
+static inline long long
+e2e_info_int(redisContext *c, const char *key)
+{
+    redisReply *r = e2e_cmd(c, "INFO");
+    char pat[80];
+    long long v = -1;
+    snprintf(pat, sizeof pat, "\r\n%s:", key);
+    const char *p = r->type == REDIS_REPLY_STRING ? strstr(r->str, pat) : NULL;
+    if (p)
+        v = atoll(p + strlen(pat));
+    freeReplyObject(r);
+    return v;
+}
+
 #endif

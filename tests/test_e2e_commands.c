@@ -1401,6 +1401,10 @@ static const char *const stat_keys[] = {
     "store_sync_us_last",
     "store_sync_us_mean",
     "store_failures",
+    "events_published",
+    "refused_busy",
+    "refused_readonly",
+    "store_sync_us_max",
 };
 
 Test(cmd, stats)
@@ -1422,7 +1426,8 @@ Test(cmd, stats)
     for (size_t i = 0; i < sizeof stat_keys / sizeof stat_keys[0]; i++)
         fi(s, stat_keys[i]);
     cr_assert_str_eq(fs(s, "durability"), "sync");
-    cr_assert_eq(s->elements, 2 * (sizeof stat_keys / sizeof stat_keys[0] + 1),
+    cr_assert_str_eq(fs(s, "storage"), "ok");
+    cr_assert_eq(s->elements, 2 * (sizeof stat_keys / sizeof stat_keys[0] + 2),
                  "STATS has %zu elements", s->elements);
     cr_assert_eq(fi(s, "new"), 1);
     cr_assert_eq(fi(s, "held"), 1);
@@ -1938,18 +1943,33 @@ Test(cmd, subscribe_events)
 
 Test(srv, checkpoint_starts_a_daemon)
 {
-    e2e_start(&D, NULL);
+    e2e_tempdir(&D);
+    char cpdir[270];
+    snprintf(cpdir, sizeof cpdir, "%.255s/cps", D.dir);
+    e2e_start(&D, "--checkpoint-dir", cpdir, NULL);
     C = e2e_connect(&D);
     push_ok("PUSH cp1 rush4h CUSTOMER acme ATTR carrier sf APPROVED");
     push_ok("PUSH cp2 normal");
-    e2e_tempdir(&D2);
-    redisReply *r = R("CHECKPOINT %s", D2.data);
+    redisReply *r = R("CHECKPOINT snap-1");
     cr_assert(r->type == REDIS_REPLY_STRING, "CHECKPOINT: type %d (%s)",
               r->type, r->type == REDIS_REPLY_ERROR ? r->str : "-");
-    cr_assert_str_eq(r->str, D2.data);
-    expect("-ERR checkpoint", "CHECKPOINT %s", D2.data); /* exists now */
+    char want[290];
+    snprintf(want, sizeof want, "%.270s/snap-1", cpdir);
+    cr_assert_str_eq(r->str, want);
+    expect("-ERR checkpoint", "CHECKPOINT snap-1"); /* exists now */
+    /* Only a plain name, only below the configured directory. */
+    expect("-BADARG checkpoint name", "CHECKPOINT ../escape");
+    expect("-BADARG checkpoint name", "CHECKPOINT /tmp/anywhere");
+    expect("-BADARG checkpoint name", "CHECKPOINT .hidden");
+    expect("-BADARG checkpoint name", "CHECKPOINT a/b");
+    struct stat sb;
+    cr_assert(stat("/tmp/anywhere", &sb) != 0 || !S_ISDIR(sb.st_mode) ||
+                  access("/tmp/anywhere/CURRENT", F_OK) != 0,
+              "a checkpoint was written outside the directory");
     push_ok("PUSH cp3 normal"); /* after the checkpoint */
 
+    e2e_tempdir(&D2);
+    snprintf(D2.data, sizeof D2.data, "%s", want);
     e2e_start(&D2, NULL);
     redisContext *c2 = e2e_connect(&D2);
     redisReply *g = Rc(c2, "GET cp1");

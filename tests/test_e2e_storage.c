@@ -154,6 +154,22 @@ Test(storage, disk_full_is_readonly_then_recovers)
     int nacked = 0;
     char id[16], refused[16] = "", stuck_id[16] = "";
 
+    /* A lease that runs out while storage fails, a picker blocked on its
+       warehouse and a subscriber: no expiry, no lease, no event may
+       happen until the store can record them. */
+    e2e_expect(c, "OK", "PUSH W-1 normal WAREHOUSE wb APPROVED");
+    redisReply *lr = e2e_cmd(c, "NEXT wb LEASE 8 PICKER p1");
+    cr_assert_str_eq(e2e_field_str(lr, "id"), "W-1");
+    freeReplyObject(lr);
+    int64_t leased_at = mono_ms();
+    redisContext *blocked = e2e_connect(&dmn), *sub = e2e_connect(&dmn);
+    cr_assert_eq(redisAppendCommand(blocked, "NEXT wb BLOCK 0 PICKER p2"),
+                 REDIS_OK);
+    int done = 0;
+    cr_assert_eq(redisBufferWrite(blocked, &done), REDIS_OK);
+    redisReply *sr = e2e_cmd(sub, "SUBSCRIBE events");
+    freeReplyObject(sr);
+
     /* Fill the disk until a write is refused.  The push whose group hits
        the full disk waits (its group is retried): its reply comes after
        the disk has room again, so it is set aside on its connection. */
@@ -214,6 +230,32 @@ Test(storage, disk_full_is_readonly_then_recovers)
     freeReplyObject(r);
     cr_assert_eq(waitpid(dmn.pid, &st, WNOHANG), 0, "dispatchd died");
 
+    /* The lease ran out while writes were refused: it is not expired,
+       the blocked picker got nothing, and nobody heard of it. */
+    bool lease_checked = mono_ms() - leased_at < 7000;
+    if (lease_checked) {
+        while (mono_ms() - leased_at < 9000)
+            e2e_sleep_ms(100);
+        r = e2e_cmd(c, "GET W-1");
+        cr_assert_str_eq(e2e_field_str(r, "state"), "picking",
+                         "a lease expired while storage failed");
+        cr_assert_str_eq(e2e_field_str(r, "picker"), "p1");
+        freeReplyObject(r);
+        cr_assert(!readable(blocked, 200),
+                  "a blocked picker was handed an order while storage "
+                  "failed");
+        while (readable(sub, 300)) {
+            r = get_reply(sub);
+            cr_assert(r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+                          !strstr(r->element[2]->str, "lease_expired"),
+                      "an expiry was published while storage failed");
+            freeReplyObject(r);
+        }
+    } else {
+        fprintf(stderr, "storage: filling the disk took over 7 s, the "
+                        "expiry-while-failing check is skipped\n");
+    }
+
     /* Room again: writes resume by themselves within seconds. */
     cr_assert_eq(mount("tmpfs", mnt, "tmpfs", MS_REMOUNT, "size=64m"), 0,
                  "remount: %s", strerror(errno));
@@ -241,6 +283,26 @@ Test(storage, disk_full_is_readonly_then_recovers)
         snprintf(acked[nacked++], sizeof acked[0], "%s", stuck_id);
         redisFree(stuck);
     }
+    /* Once writes resume, the expiry is recorded and published and the
+       blocked picker gets the order. */
+    cr_assert(readable(blocked, 10000), "the blocked picker never got W-1");
+    r = get_reply(blocked);
+    cr_assert_str_eq(e2e_field_str(r, "id"), "W-1");
+    cr_assert_str_eq(e2e_field_str(r, "picker"), "p2");
+    freeReplyObject(r);
+    if (lease_checked) {
+        /* get_reply, not poll: hiredis may hold replies already read. */
+        bool seen = false;
+        for (int k = 0; k < 20 && !seen; k++) {
+            r = get_reply(sub);
+            seen = r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                   strstr(r->element[2]->str, "\"type\":\"lease_expired\"");
+            freeReplyObject(r);
+        }
+        cr_assert(seen, "no lease_expired event after writes resumed");
+    }
+    redisFree(blocked);
+    redisFree(sub);
     redisFree(c);
 
     /* Everything acknowledged survives a restart. */
@@ -255,6 +317,9 @@ Test(storage, disk_full_is_readonly_then_recovers)
     cr_assert_str_eq(e2e_field_str(r, "state"), "queued");
     freeReplyObject(r);
     cr_assert_eq(stat_int(c, "queued"), nacked + 1);
+    r = e2e_cmd(c, "GET W-1");
+    cr_assert_str_eq(e2e_field_str(r, "picker"), "p2");
+    freeReplyObject(r);
     redisFree(c);
 }
 
@@ -408,7 +473,8 @@ audit_len(redisContext *c, const char *id)
 Test(storage, checkpoint_starts_a_twin)
 {
     atexit(cleanup);
-    e2e_start(&dmn, NULL);
+    e2e_tempdir(&twin);
+    e2e_start(&dmn, "--checkpoint-dir", twin.dir, NULL);
     redisContext *c = e2e_connect(&dmn);
     int64_t dl = e2e_now_ms() + 48 * 3600000LL;
     static const char *const cls[] = {"rush4h", "rush24h", "normal"};
@@ -434,15 +500,14 @@ Test(storage, checkpoint_starts_a_twin)
         e2e_expect(c, "OK", "OUTBOUND CK-%02d OPERATOR op RAW {\"n\":%d}", i,
                    i);
 
-    e2e_tempdir(&twin);
     snprintf(twin.data, sizeof twin.data, "%s/ckpt", twin.dir);
-    redisReply *r = e2e_cmd(c, "CHECKPOINT %s", twin.data);
+    redisReply *r = e2e_cmd(c, "CHECKPOINT ckpt");
     cr_assert_eq(r->type, REDIS_REPLY_STRING, "CHECKPOINT: %s",
                  r->type == REDIS_REPLY_ERROR ? r->str : "?");
     cr_assert_str_eq(r->str, twin.data);
     freeReplyObject(r);
     /* The directory exists now: a second checkpoint there is refused. */
-    r = e2e_cmd(c, "CHECKPOINT %s", twin.data);
+    r = e2e_cmd(c, "CHECKPOINT ckpt");
     cr_assert_eq(r->type, REDIS_REPLY_ERROR, "CHECKPOINT over a checkpoint");
     freeReplyObject(r);
     /* Changes after the checkpoint are not in it. */

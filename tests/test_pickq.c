@@ -23,6 +23,10 @@
 #define T0 INT64_C(1769407200000) /* 2026-01-26T06:00:00Z */
 #define MIN INT64_C(60000)
 #define HOUR INT64_C(3600000)
+#define DAY (24 * HOUR)
+#define DL_MIN INT64_C(946684800000)   /* 2000-01-01T00:00:00Z */
+#define DL_AHEAD (1826 * DAY)          /* the default window ahead */
+#define Y9999 INT64_C(253402300799000) /* 9999-12-31T23:59:59Z */
 
 static struct order *
 mk(const char *id, const char *wh, int cls, int64_t deadline, bool approved)
@@ -105,6 +109,8 @@ Test(pickq, config_defaults)
     cr_assert_eq(c.escalate_window[CLASS_NORMAL], 24 * HOUR);
     cr_assert_eq(c.pick_ms, 120000);
     cr_assert_eq(c.jump_scan, 256);
+    cr_assert_eq(c.deadline_min_ms, INT64_C(946684800000));
+    cr_assert_eq(c.deadline_ahead_max_ms, 1826 * DAY);
 }
 
 Test(pickq, push_new_then_approve)
@@ -217,6 +223,100 @@ Test(pickq, push_intake_errors)
     pickq_stats(q, NULL, &st);
     cr_assert_eq(st.pushes, 0);
     cr_assert_eq(st.by_state[STATE_NEW] + st.by_state[STATE_QUEUED], 0);
+    pickq_free(q);
+}
+
+/* A queued order pushed at T0 with the given deadline: PICKQ_OK or the
+   refusal, with err.  A refused order is checked unchanged and freed. */
+static int
+push_deadline(struct pickq *q, const char *id, int64_t deadline, char *err,
+              size_t errlen)
+{
+    struct order *o = mk(id, "SH01", CLASS_RUSH24H, deadline, true);
+    err[0] = '\0';
+    int rc = pickq_push(q, o, T0, NULL, err, errlen);
+    if (rc != PICKQ_OK) {
+        cr_assert_eq(o->deadline, deadline, "%s: left as it came", id);
+        cr_assert_eq(o->state, STATE_QUEUED);
+        cr_assert_null(pickq_get(q, id, strlen(id)));
+        order_free(o);
+    }
+    return rc;
+}
+
+Test(pickq, push_deadline_window)
+{
+    struct pickq *q = new_q();
+    char err[300];
+    const int64_t hi = T0 + DL_AHEAD;
+    cr_assert_eq(push_deadline(q, "LO", DL_MIN, err, sizeof(err)), PICKQ_OK,
+                 "%s", err);
+    cr_assert_eq(push_deadline(q, "HI", hi, err, sizeof(err)), PICKQ_OK, "%s",
+                 err);
+    cr_assert_eq(pickq_get(q, "HI", 2)->deadline, hi);
+    cr_assert_eq(push_deadline(q, "LO1", DL_MIN - 1, err, sizeof(err)),
+                 PICKQ_BADARG);
+    cr_assert_str_eq(err,
+                     "order LO1: deadline 946684799999 "
+                     "(1999-12-31T23:59:59.999Z) is outside the accepted "
+                     "window (2000-01-01T00:00:00.000Z to now + 1826 days)");
+    cr_assert_eq(push_deadline(q, "HI1", hi + 1, err, sizeof(err)),
+                 PICKQ_BADARG);
+    cr_assert(strstr(err, "deadline 1927173600001 (2031-01-26T06:00:00.001Z)"
+                          " is outside") != NULL,
+              "%s", err);
+    cr_assert_eq(push_deadline(q, "Y9999", Y9999, err, sizeof(err)),
+                 PICKQ_BADARG);
+    cr_assert(strstr(err, "order Y9999: deadline 253402300799000 "
+                          "(9999-12-31T23:59:59.000Z) is outside the "
+                          "accepted window (2000-01-01T00:00:00.000Z to now "
+                          "+ 1826 days)") != NULL,
+              "%s", err);
+    cr_assert_eq(push_deadline(q, "ONE", 1, err, sizeof(err)), PICKQ_BADARG);
+    cr_assert(strstr(err, "1970-01-01T00:00:00.001Z") != NULL, "%s", err);
+    cr_assert_eq(push_deadline(q, "MAX", INT64_MAX, err, sizeof(err)),
+                 PICKQ_BADARG, "no overflow at the top");
+
+    /* A class default is not a given deadline: never checked (here a
+       window that ends before now + 24 h would refuse it). */
+    struct pickq_config c;
+    pickq_config_default(&c);
+    c.deadline_ahead_max_ms = HOUR;
+    struct pickq *q2 = pickq_new(&c);
+    cr_assert_not_null(q2);
+    cr_assert_eq(push_deadline(q2, "DEF", 0, err, sizeof(err)), PICKQ_OK, "%s",
+                 err);
+    cr_assert_eq(pickq_get(q2, "DEF", 3)->deadline, T0 + 24 * HOUR);
+    cr_assert_eq(push_deadline(q2, "H1", T0 + HOUR + 1, err, sizeof(err)),
+                 PICKQ_BADARG);
+    cr_assert(strstr(err, "to now + 3600000 ms)") != NULL, "%s", err);
+    pickq_free(q2);
+
+    /* 0 ahead: no upper bound; the lower one is configurable too. */
+    c.deadline_ahead_max_ms = 0;
+    c.deadline_min_ms = T0;
+    q2 = pickq_new(&c);
+    cr_assert_not_null(q2);
+    cr_assert_eq(push_deadline(q2, "Y", Y9999, err, sizeof(err)), PICKQ_OK,
+                 "%s", err);
+    cr_assert_eq(push_deadline(q2, "EARLY", T0 - 1, err, sizeof(err)),
+                 PICKQ_BADARG);
+    cr_assert(strstr(err, "(2026-01-26T06:00:00.000Z to any later time)") !=
+                  NULL,
+              "%s", err);
+    pickq_free(q2);
+
+    /* The window moves with now. */
+    struct order *o = mk("LATER", "SH01", CLASS_NORMAL, hi + DAY, false);
+    cr_assert_eq(pickq_push(q, o, T0 + DAY, NULL, err, sizeof(err)), PICKQ_OK,
+                 "%s", err);
+
+    /* Refusals changed nothing. */
+    struct pickq_stats st;
+    pickq_stats(q, NULL, &st);
+    cr_assert_eq(st.pushes, 3);
+    cr_assert_eq(st.by_state[STATE_QUEUED], 2);
+    cr_assert_str_eq(queue_ids(q, "SH01"), "LO HI");
     pickq_free(q);
 }
 
@@ -381,8 +481,9 @@ Test(pickq, reprio_both_ways)
         o[i] = push(q, id, "SH01", CLASS_NORMAL, T0 + 90 * HOUR, true, T0);
     }
     /* Up: a rush jumps the four before it. */
-    cr_assert_eq(pickq_reprio(q, o[4], CLASS_RUSH4H, T0 + 3 * HOUR, T0 + 5, &j),
-                 PICKQ_OK);
+    cr_assert_eq(
+        pickq_reprio(q, o[4], CLASS_RUSH4H, T0 + 3 * HOUR, T0 + 5, &j, NULL, 0),
+        PICKQ_OK);
     cr_assert_eq(o[4]->cls, CLASS_RUSH4H);
     cr_assert_eq(o[4]->eff_cls, CLASS_RUSH4H);
     cr_assert_eq(o[4]->deadline, T0 + 3 * HOUR);
@@ -392,38 +493,61 @@ Test(pickq, reprio_both_ways)
     cr_assert_eq(j.position, 0);
     cr_assert_eq(j.displaced, 4);
     /* Down again with the deadline kept (0): back to its place, no jump. */
-    cr_assert_eq(pickq_reprio(q, o[4], CLASS_NORMAL, 0, T0 + 6, &j), PICKQ_OK);
+    cr_assert_eq(pickq_reprio(q, o[4], CLASS_NORMAL, 0, T0 + 6, &j, NULL, 0),
+                 PICKQ_OK);
     cr_assert_null(j.order);
     cr_assert_eq(o[4]->deadline, T0 + 3 * HOUR);
     /* Its deadline is within the normal window (24 h) and the rush24h
        window (4 h) at once: the effective class is computed again. */
     cr_assert_eq(o[4]->eff_cls, CLASS_RUSH4H);
     cr_assert_str_eq(queue_ids(q, "SH01"), "N4 N0 N1 N2 N3");
-    cr_assert_eq(
-        pickq_reprio(q, o[4], CLASS_NORMAL, T0 + 90 * HOUR, T0 + 7, &j),
-        PICKQ_OK);
+    cr_assert_eq(pickq_reprio(q, o[4], CLASS_NORMAL, T0 + 90 * HOUR, T0 + 7, &j,
+                              NULL, 0),
+                 PICKQ_OK);
     cr_assert_eq(o[4]->eff_cls, CLASS_NORMAL);
     cr_assert_null(j.order);
     cr_assert_str_eq(queue_ids(q, "SH01"), "N0 N1 N2 N3 N4");
     /* Down: an earlier deadline among normals is no queue jump either. */
-    cr_assert_eq(pickq_reprio(q, o[0], CLASS_NORMAL, T0 + 95 * HOUR, T0, &j),
-                 PICKQ_OK);
+    cr_assert_eq(
+        pickq_reprio(q, o[0], CLASS_NORMAL, T0 + 95 * HOUR, T0, &j, NULL, 0),
+        PICKQ_OK);
     cr_assert_str_eq(queue_ids(q, "SH01"), "N1 N2 N3 N4 N0");
-    cr_assert_eq(pickq_reprio(q, o[0], CLASS_NORMAL, T0 + 80 * HOUR, T0, &j),
-                 PICKQ_OK);
+    cr_assert_eq(
+        pickq_reprio(q, o[0], CLASS_NORMAL, T0 + 80 * HOUR, T0, &j, NULL, 0),
+        PICKQ_OK);
     cr_assert_null(j.order);
     cr_assert_str_eq(queue_ids(q, "SH01"), "N0 N1 N2 N3 N4");
 
-    /* Errors leave the order as it was. */
-    cr_assert_eq(pickq_reprio(q, o[1], CLASS_COUNT, 0, T0, &j), PICKQ_BADARG);
-    cr_assert_eq(pickq_reprio(q, o[1], -1, 0, T0, &j), PICKQ_BADARG);
-    cr_assert_eq(pickq_reprio(q, o[1], CLASS_NORMAL, -5, T0, &j), PICKQ_BADARG);
-    cr_assert_eq(pickq_reprio(q, o[1], CLASS_ASN, 0, T0, &j), PICKQ_BADARG,
-                 "asn needs its documents");
-    cr_assert_eq(o[1]->cls, CLASS_NORMAL);
+    /* Errors say why and leave the order as it was. */
+    char err[300];
+    cr_assert_eq(
+        pickq_reprio(q, o[1], CLASS_COUNT, 0, T0, &j, err, sizeof(err)),
+        PICKQ_BADARG);
+    cr_assert_str_eq(err, "order N1: unknown class 4");
+    cr_assert_eq(pickq_reprio(q, o[1], -1, 0, T0, &j, NULL, 0), PICKQ_BADARG,
+                 "err may be NULL");
+    err[0] = '\0';
+    cr_assert_eq(
+        pickq_reprio(q, o[1], CLASS_NORMAL, -5, T0, &j, err, sizeof(err)),
+        PICKQ_BADARG);
+    cr_assert_neq(err[0], '\0');
+    err[0] = '\0';
+    cr_assert_eq(pickq_reprio(q, o[1], CLASS_ASN, 0, T0, &j, err, sizeof(err)),
+                 PICKQ_BADARG, "asn needs its documents");
+    cr_assert_str_eq(err, "order N1: asn order needs attribute asn_number");
     order_attr_set(o[1], "asn_number", 10, "A-9", 3, NULL, 0);
+    cr_assert_eq(pickq_reprio(q, o[1], CLASS_ASN, 0, T0, &j, err, sizeof(err)),
+                 PICKQ_BADARG);
+    cr_assert_str_eq(err, "order N1: asn order needs attribute tech_agreement");
+    cr_assert_null(j.order);
+    cr_assert_eq(o[1]->cls, CLASS_NORMAL);
+    cr_assert_eq(o[1]->eff_cls, CLASS_NORMAL);
+    cr_assert_eq(o[1]->deadline, T0 + 90 * HOUR);
+    cr_assert_eq(o[1]->updated, T0);
+    cr_assert_str_eq(queue_ids(q, "SH01"), "N0 N1 N2 N3 N4");
     order_attr_set(o[1], "tech_agreement", 14, "T-9", 3, NULL, 0);
-    cr_assert_eq(pickq_reprio(q, o[1], CLASS_ASN, 0, T0, &j), PICKQ_OK);
+    cr_assert_eq(pickq_reprio(q, o[1], CLASS_ASN, 0, T0, &j, NULL, 0),
+                 PICKQ_OK);
     cr_assert_eq(j.order, o[1]);
     cr_assert_eq(j.displaced, 1);
     cr_assert_str_eq(queue_ids(q, "SH01"), "N1 N0 N2 N3 N4");
@@ -433,15 +557,17 @@ Test(pickq, reprio_both_ways)
     struct order *p = NULL;
     cr_assert_eq(pickq_next(q, "SH01", "p", 0, T0, &p), PICKQ_OK);
     cr_assert_eq(p, o[1]);
-    cr_assert_eq(pickq_reprio(q, p, CLASS_NORMAL, T0 + 99 * HOUR, T0, &j),
-                 PICKQ_OK);
+    cr_assert_eq(
+        pickq_reprio(q, p, CLASS_NORMAL, T0 + 99 * HOUR, T0, &j, NULL, 0),
+        PICKQ_OK);
     cr_assert_null(j.order);
     cr_assert_eq(p->state, STATE_PICKING);
     cr_assert_eq(pickq_release(q, p, p->lease, T0), PICKQ_OK);
     cr_assert_str_eq(queue_ids(q, "SH01"), "N0 N2 N3 N4 N1");
     struct order *nw =
         push(q, "NEW", "SH01", CLASS_NORMAL, T0 + 90 * HOUR, false, T0);
-    cr_assert_eq(pickq_reprio(q, nw, CLASS_RUSH4H, 0, T0, &j), PICKQ_OK);
+    cr_assert_eq(pickq_reprio(q, nw, CLASS_RUSH4H, 0, T0, &j, NULL, 0),
+                 PICKQ_OK);
     cr_assert_null(j.order);
     cr_assert_eq(nw->state, STATE_NEW);
     cr_assert_eq(pickq_approve(q, nw, T0, &j), PICKQ_OK);
@@ -449,10 +575,75 @@ Test(pickq, reprio_both_ways)
     cr_assert_eq(j.displaced, 5);
 
     cr_assert_eq(pickq_outbound(q, nw, "op", T0, T0), PICKQ_OK);
-    cr_assert_eq(pickq_reprio(q, nw, CLASS_ASN, 0, T0, &j), PICKQ_BADSTATE);
+    cr_assert_eq(pickq_reprio(q, nw, CLASS_ASN, 0, T0, &j, NULL, 0),
+                 PICKQ_BADSTATE);
     struct pickq_stats st;
     pickq_stats(q, "SH01", &st);
     cr_assert_eq(st.jumps, 3);
+    pickq_free(q);
+}
+
+Test(pickq, reprio_deadline_window)
+{
+    struct pickq *q = new_q();
+    struct pickq_jump j;
+    char err[300];
+    struct order *a =
+        push(q, "A", "SH01", CLASS_NORMAL, T0 + 90 * HOUR, true, T0);
+    struct order *b =
+        push(q, "B", "SH01", CLASS_NORMAL, T0 + 90 * HOUR, true, T0);
+    const int64_t now = T0 + 10;
+    const int64_t bad[] = {DL_MIN - 1, now + DL_AHEAD + 1, Y9999, INT64_MAX};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        cr_assert_eq(
+            pickq_reprio(q, b, CLASS_RUSH4H, bad[i], now, &j, err, sizeof(err)),
+            PICKQ_BADARG, "case %zu", i);
+        char want[64];
+        snprintf(want, sizeof(want), "order B: deadline %" PRId64 " (", bad[i]);
+        cr_assert(strstr(err, want) == err, "case %zu: %s", i, err);
+        cr_assert(strstr(err, ") is outside the accepted window "
+                              "(2000-01-01T00:00:00.000Z to now + 1826 "
+                              "days)") != NULL,
+                  "case %zu: %s", i, err);
+        cr_assert_null(j.order);
+        cr_assert_eq(b->cls, CLASS_NORMAL);
+        cr_assert_eq(b->deadline, T0 + 90 * HOUR);
+        cr_assert_eq(b->updated, T0);
+        cr_assert_str_eq(queue_ids(q, "SH01"), "A B");
+    }
+    cr_assert_eq(
+        pickq_reprio(q, b, CLASS_RUSH4H, Y9999, now, &j, err, sizeof(err)),
+        PICKQ_BADARG);
+    cr_assert(strstr(err, "order B: deadline 253402300799000 "
+                          "(9999-12-31T23:59:59.000Z) is outside") == err,
+              "%s", err);
+
+    /* Both bounds are inside. */
+    cr_assert_eq(
+        pickq_reprio(q, b, CLASS_NORMAL, DL_MIN, now, &j, err, sizeof(err)),
+        PICKQ_OK, "%s", err);
+    cr_assert_eq(b->deadline, DL_MIN);
+    cr_assert_str_eq(queue_ids(q, "SH01"), "B A");
+    cr_assert_eq(pickq_reprio(q, b, CLASS_NORMAL, now + DL_AHEAD, now, &j, err,
+                              sizeof(err)),
+                 PICKQ_OK, "%s", err);
+    cr_assert_eq(b->deadline, now + DL_AHEAD);
+    cr_assert_str_eq(queue_ids(q, "SH01"), "A B");
+
+    /* The intake rules come first: an asn order without its documents
+       and with a bad deadline is told about the documents. */
+    cr_assert_eq(
+        pickq_reprio(q, a, CLASS_ASN, Y9999, now, &j, err, sizeof(err)),
+        PICKQ_BADARG);
+    cr_assert_str_eq(err, "order A: asn order needs attribute asn_number");
+
+    /* Not a reprio-able state: BADSTATE, also with a message. */
+    cr_assert_eq(pickq_outbound(q, a, "op", now, now), PICKQ_OK);
+    cr_assert_eq(
+        pickq_reprio(q, a, CLASS_NORMAL, Y9999, now, &j, err, sizeof(err)),
+        PICKQ_BADSTATE);
+    cr_assert_str_eq(err, "order A is shipped, cannot reprioritise");
     pickq_free(q);
 }
 
@@ -646,7 +837,8 @@ Test(pickq, escalation_at_entry_and_disabled_windows)
     struct order *e =
         push(q, "C", "SH01", CLASS_NORMAL, T0 + 24 * HOUR + 1, true, T0);
     cr_assert_eq(e->eff_cls, CLASS_NORMAL);
-    cr_assert_eq(pickq_reprio(q, e, CLASS_NORMAL, 0, T0 + 1, NULL), PICKQ_OK);
+    cr_assert_eq(pickq_reprio(q, e, CLASS_NORMAL, 0, T0 + 1, NULL, NULL, 0),
+                 PICKQ_OK);
     cr_assert_eq(e->eff_cls, CLASS_RUSH24H);
     pickq_free(q);
 
@@ -949,7 +1141,8 @@ Test(pickq, jump_report_on_reprio_counts_the_passed)
         p[i] = push(q, id, "SH01", CLASS_NORMAL, T0 + d[i], true, T0);
     }
     struct pickq_jump j;
-    cr_assert_eq(pickq_reprio(q, p[4], CLASS_RUSH24H, 0, T0, &j), PICKQ_OK);
+    cr_assert_eq(pickq_reprio(q, p[4], CLASS_RUSH24H, 0, T0, &j, NULL, 0),
+                 PICKQ_OK);
     cr_assert_eq(j.order, p[4]);
     cr_assert_eq(j.position, 0);
     cr_assert_eq(j.displaced, 4, "P0..P3, not P5 that was behind already");
@@ -958,13 +1151,15 @@ Test(pickq, jump_report_on_reprio_counts_the_passed)
     cr_assert_eq(j.at_risk, 3);
     cr_assert_str_eq(j.at_risk_orders[0]->id, "P1");
     cr_assert_str_eq(j.at_risk_orders[2]->id, "P3");
-    cr_assert_eq(pickq_reprio(q, p[5], CLASS_RUSH4H, 0, T0, &j), PICKQ_OK);
+    cr_assert_eq(pickq_reprio(q, p[5], CLASS_RUSH4H, 0, T0, &j, NULL, 0),
+                 PICKQ_OK);
     cr_assert_eq(j.position, 0);
     cr_assert_eq(j.displaced, 5);
     cr_assert_str_eq(queue_ids(q, "SH01"), "P5 P4 P0 P1 P2 P3");
     /* Up within the class by deadline counts as a jump for a rush. */
-    cr_assert_eq(pickq_reprio(q, p[4], CLASS_RUSH24H, T0 + MIN, T0, &j),
-                 PICKQ_OK);
+    cr_assert_eq(
+        pickq_reprio(q, p[4], CLASS_RUSH24H, T0 + MIN, T0, &j, NULL, 0),
+        PICKQ_OK);
     cr_assert_eq(j.order, p[4]);
     cr_assert_eq(j.displaced, 0);
     struct pickq_stats st;
@@ -1176,6 +1371,27 @@ Test(pickq, restore_large_queue_pops_in_order)
     pickq_free(q);
 }
 
+/* Old data loads whatever its deadlines: recovery has no window. */
+Test(pickq, restore_ignores_deadline_window)
+{
+    struct pickq *q = new_q();
+    struct order *a = stored("OLD", "SH01", STATE_QUEUED, CLASS_NORMAL,
+                             CLASS_NORMAL, 1000, 1);
+    struct order *b = stored("FAR", "SH01", STATE_QUEUED, CLASS_NORMAL,
+                             CLASS_NORMAL, Y9999, 2);
+    cr_assert_eq(pickq_restore(q, a), PICKQ_OK);
+    cr_assert_eq(pickq_restore(q, b), PICKQ_OK);
+    cr_assert_eq(pickq_restore_done(q), PICKQ_OK);
+    cr_assert_str_eq(queue_ids(q, "SH01"), "OLD FAR");
+    /* ...and a reprio that keeps the deadline (0) does not check it. */
+    char err[300] = "";
+    cr_assert_eq(
+        pickq_reprio(q, b, CLASS_RUSH24H, 0, T0, NULL, err, sizeof(err)),
+        PICKQ_OK, "%s", err);
+    cr_assert_eq(b->deadline, Y9999);
+    pickq_free(q);
+}
+
 /* ------------------------------------------------------------ model test */
 
 #define NWH 3
@@ -1312,6 +1528,22 @@ model_deadline(struct model *md)
 {
     /* Quantized to 5 minutes so that equal keys are common. */
     return (md->now / (5 * MIN) + 1 + (int64_t)rn(md, 72)) * (5 * MIN);
+}
+
+/* A deadline outside the window at md->now: just past either bound, or
+   far out. */
+static int64_t
+model_bad_deadline(struct model *md)
+{
+    switch (rn(md, 3)) {
+    case 0:
+        return md->cfg.deadline_min_ms - 1 - (int64_t)rn(md, 1000);
+    case 1:
+        return md->now + md->cfg.deadline_ahead_max_ms + 1 +
+               (int64_t)rn(md, 1000);
+    default:
+        return Y9999;
+    }
 }
 
 /* The jump x should (or should not) have reported. */
@@ -1454,6 +1686,9 @@ op_push(struct model *md)
     x->wh = (int)rn(md, NWH);
     x->cls = (int)rn(md, CLASS_COUNT);
     int64_t d = rn(md, 10) == 0 && x->cls != CLASS_ASN ? 0 : model_deadline(md);
+    bool bad = rn(md, 32) == 0;
+    if (bad)
+        d = model_bad_deadline(md);
     bool approved = rn(md, 10) < 6;
     struct order *o = mk(x->id, WH[x->wh], x->cls, d, approved);
     /* Every order carries the asn documents, so reprio may go to asn. */
@@ -1462,6 +1697,14 @@ op_push(struct model *md)
     struct pickq_jump j;
     char err[200] = "";
     int rc = pickq_push(md->q, o, md->now, &j, err, sizeof(err));
+    if (bad) {
+        CHECK(md, rc == PICKQ_BADARG);
+        CHECK(md, strstr(err, "outside the accepted window") != NULL);
+        CHECK(md, j.order == NULL);
+        CHECK(md, pickq_get(md->q, x->id, strlen(x->id)) == NULL);
+        order_free(o);
+        return;
+    }
     CHECK(md, rc == PICKQ_OK);
     md->n++;
     x->o = o;
@@ -1736,13 +1979,24 @@ op_reprio(struct model *md)
         return;
     int cls = (int)rn(md, CLASS_COUNT);
     int64_t d = rn(md, 3) == 0 ? 0 : model_deadline(md);
+    bool bad = rn(md, 16) == 0;
+    if (bad)
+        d = model_bad_deadline(md);
     bool queued = x->state == STATE_QUEUED;
     size_t old_rank = queued ? model_rank(md, x) : 0;
     struct pickq_jump j;
-    int rc = pickq_reprio(md->q, x->o, cls, d, md->now, &j);
+    char err[200] = "";
+    int rc = pickq_reprio(md->q, x->o, cls, d, md->now, &j, err, sizeof(err));
     if (x->state > STATE_PICKING) {
         CHECK(md, rc == PICKQ_BADSTATE);
         CHECK(md, j.order == NULL);
+        return;
+    }
+    if (bad) {
+        CHECK(md, rc == PICKQ_BADARG);
+        CHECK(md, strstr(err, "outside the accepted window") != NULL);
+        CHECK(md, j.order == NULL);
+        check_order(md, x); /* unchanged, and so is its queue (check_wh) */
         return;
     }
     CHECK(md, rc == PICKQ_OK);

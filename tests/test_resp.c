@@ -112,16 +112,158 @@ Test(multibulk, empty_requests)
     expect_done(0, 5);
 }
 
-Test(multibulk, incomplete_consumes_nothing)
+/*
+ * INCOMPLETE consumes nothing; its hint (*consumed) is the end of the bulk
+ * it stopped in once that bulk's header is read, 0 before.
+ */
+Test(multibulk, incomplete_hint_is_exact_after_bulk_headers)
 {
     static const char in[] = "*2\r\n$1\r\na\r\n$4\r\nPING\r\n";
+    /* "$1\r\n" ends at 8, its bulk at 11; "$4\r\n" at 15, its bulk at 21. */
 
     for (size_t k = 0; k < sizeof in - 1; k++) {
+        size_t want = k >= 15 ? 21 : k >= 11 ? 0 : k >= 8 ? 11 : 0;
         cr_assert_eq(parse(in, k), RESP_INCOMPLETE, "%s", show(in, k));
-        cr_assert_eq(consumed, 0);
+        cr_assert_eq(consumed, want, "prefix %zu (%s)", k, show(in, k));
     }
     cr_assert_eq(PARSE("*0\r"), RESP_INCOMPLETE);
+    cr_assert_eq(consumed, 0);
     cr_assert_eq(PARSE("*-1\r"), RESP_INCOMPLETE);
+    cr_assert_eq(consumed, 0);
+    /* An empty bulk still needs its CRLF. */
+    cr_assert_eq(PARSE("*1\r\n$0\r\n"), RESP_INCOMPLETE);
+    cr_assert_eq(consumed, 10);
+    cr_assert_eq(PARSE("*1\r\n$0\r\n\r"), RESP_INCOMPLETE);
+    cr_assert_eq(consumed, 10);
+    /* Only the bulk being read counts: the arguments after it are not
+       guessed at. */
+    cr_assert_eq(PARSE("*3\r\n$5\r\nab"), RESP_INCOMPLETE);
+    cr_assert_eq(consumed, 4 + 4 + 5 + 2);
+    cr_assert_eq(PARSE("*1\r\n$1048576\r\n"), RESP_INCOMPLETE);
+    cr_assert_eq(consumed, 4 + 10 + 1048576 + 2);
+}
+
+/* Every prefix of a request in (total bytes) is INCOMPLETE with a hint
+   that is 0, or more than the prefix and at most the request.  Multibulk:
+   exactly the end of the bulk the prefix stops in once that bulk's header
+   line is whole, else 0.  Inline: 0 or the request. */
+static void
+expect_hints(const char *in, size_t total)
+{
+    size_t data[16], end[16], nb = 0;
+    bool multi = in[0] == '*';
+
+    if (multi) {
+        size_t pos = (size_t)((const char *)memchr(in, '\n', total) - in) + 1;
+        while (pos < total) {
+            const char *nl = memchr(in + pos, '\n', total - pos);
+            cr_assert_lt(nb, 16);
+            data[nb] = (size_t)(nl - in) + 1;
+            end[nb] = data[nb] + strtoul(in + pos + 1, NULL, 10) + 2;
+            pos = end[nb++];
+        }
+    }
+    for (size_t k = 0; k < total; k++) {
+        size_t want = 0;
+        for (size_t b = 0; b < nb; b++)
+            if (k >= data[b] && k < end[b])
+                want = end[b];
+        cr_assert_eq(parse(in, k), RESP_INCOMPLETE, "prefix %zu of %s", k,
+                     show(in, total));
+        cr_assert(consumed == 0 || (consumed > k && consumed <= total),
+                  "prefix %zu of %s: hint %zu", k, show(in, total), consumed);
+        if (multi)
+            cr_assert_eq(consumed, want, "prefix %zu of %s", k,
+                         show(in, total));
+        else
+            cr_assert(consumed == 0 || consumed == total, "prefix %zu of %s", k,
+                      show(in, total));
+    }
+    cr_assert_eq(parse(in, total), RESP_DONE, "%s", show(in, total));
+    cr_assert_eq(consumed, total);
+}
+
+Test(multibulk, hint_never_passes_the_request)
+{
+    static const struct {
+        const char *p;
+        size_t n;
+    } t[] = {
+#define R(lit) {lit, sizeof(lit) - 1}
+        R("*1\r\n$4\r\nPING\r\n"),
+        R("*2\r\n$4\r\nECHO\r\n$0\r\n\r\n"),
+        R("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\n\r\n\0\r\n"),
+        R("*4\r\n$4\r\na\r\nb\r\n$2\r\n\0\0\r\n$4\r\n$3\r\n\r\n$0\r\n\r\n"),
+        R("*2\r\n$10\r\n0123456789\r\n$12\r\n$12\r\n$12\r\n\r\n\r\n"),
+        R("PING\r\n"),
+        R("PUSH \"a b\" 'c d' e\n"),
+        R("  ECHO \"\\x41\\r\\n\"  \r\n"),
+#undef R
+    };
+
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        expect_hints(t[i].p, t[i].n);
+
+    /* And a 1 MiB bulk, every 4093rd prefix and the last few. */
+    static const char head[] = "*1\r\n$1048576\r\n";
+    size_t h = sizeof head - 1, n = h + RESP_BULK_MAX + 2;
+    char *big = malloc(n);
+    cr_assert_not_null(big);
+    memcpy(big, head, h);
+    memset(big + h, 'x', RESP_BULK_MAX);
+    memcpy(big + n - 2, "\r\n", 2);
+    for (size_t k = h; k < n; k += k < n - 8 ? 4093 : 1) {
+        cr_assert_eq(resp_parse(big, k, &req, &consumed, &err),
+                     RESP_INCOMPLETE);
+        cr_assert_eq(consumed, n, "prefix %zu", k);
+    }
+    cr_assert_eq(resp_parse(big, n, &req, &consumed, &err), RESP_DONE);
+    free(big);
+}
+
+/*
+ * The caller the hint is for: a 1 MiB bulk (then a PING) arriving in 512
+ * byte reads, parsed only when the hint is reached.  Two parses for the
+ * bulk instead of one per read.
+ */
+Test(multibulk, big_bulk_in_small_reads)
+{
+    static const char head[] = "*2\r\n$4\r\nECHO\r\n$1048576\r\n";
+    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    size_t h = sizeof head - 1, n = h + RESP_BULK_MAX + 2;
+    size_t total = n + sizeof ping - 1;
+    char *in = malloc(total);
+    cr_assert_not_null(in);
+    memcpy(in, head, h);
+    memset(in + h, 'y', RESP_BULK_MAX);
+    memcpy(in + n - 2, "\r\n", 2);
+    memcpy(in + n, ping, sizeof ping - 1);
+
+    size_t have = 0, pos = 0, need = 0, parses = 0, done = 0;
+    while (have < total) {
+        have += have + 512 < total ? 512 : total - have;
+        if (have - pos < need)
+            continue; /* the request cannot be whole yet */
+        size_t used;
+        enum resp_status st;
+        while ((st = resp_parse(in + pos, have - pos, &req, &used, &err)) ==
+               RESP_DONE) {
+            parses++;
+            cr_assert_eq(req.argc, done == 0 ? 2 : 1);
+            if (done == 0)
+                cr_assert_eq(req.argv[1].len, RESP_BULK_MAX);
+            pos += used;
+            done++;
+        }
+        parses++;
+        cr_assert_eq(st, RESP_INCOMPLETE);
+        need = used;
+    }
+    cr_assert_eq(done, 2);
+    cr_assert_eq(pos, total);
+    cr_assert_leq(parses, 4, "%zu parses for %zu reads", parses,
+                  (total + 511) / 512);
+    free(in);
 }
 
 struct bad {
@@ -281,7 +423,11 @@ Test(multibulk, incremental_pipeline)
             got++;
         }
         cr_assert_eq(st, RESP_INCOMPLETE, "prefix %zu", k);
-        cr_assert_eq(used, 0);
+        if (used != 0) { /* the hint: within the command it stopped in */
+            cr_assert_lt(got, 3, "prefix %zu", k);
+            cr_assert_gt(used, k - pos, "prefix %zu", k);
+            cr_assert_leq(pos + used, ends[got], "prefix %zu", k);
+        }
         size_t want = (k >= ends[0]) + (k >= ends[1]) + (k >= ends[2]);
         cr_assert_eq(got, want, "prefix %zu parsed %zu commands", k, got);
         free(buf);
@@ -635,6 +781,7 @@ base_seed(void)
 #define RT_ARGS 24
 
 struct rt_cmd {
+    size_t end; /* where it ends in the stream */
     size_t argc;
     size_t off[RT_ARGS], len[RT_ARGS]; /* into the blob of expected args */
 };
@@ -775,10 +922,12 @@ round_trip(uint64_t seed, bool with_inline)
             else
                 grow_add(&stream, "\n", 1);
         }
+        cmd->end = stream.len;
     }
 
+    /* Parse only once the last hint is reached, as the server does. */
     char *in = NULL;
-    size_t have = 0, sent = 0, done = 0;
+    size_t have = 0, sent = 0, done = 0, need = 0;
     while (done < RT_CMDS) {
         cr_assert_lt(sent, stream.len, "seed %llu: stream ended at command %zu",
                      (unsigned long long)seed, done);
@@ -794,6 +943,8 @@ round_trip(uint64_t seed, bool with_inline)
         in = nb;
         have += chunk;
         sent += chunk;
+        if (have < need)
+            continue;
 
         size_t off = 0, used;
         enum resp_status st;
@@ -814,6 +965,13 @@ round_trip(uint64_t seed, bool with_inline)
         }
         cr_assert_eq(st, RESP_INCOMPLETE, "seed %llu: command %zu: %s",
                      (unsigned long long)seed, done, err ? err : "");
+        if (used != 0) {
+            size_t at = sent - have + off; /* where the command starts */
+            cr_assert(used > have - off && at + used <= cmds[done].end,
+                      "seed %llu: command %zu: hint %zu past its end",
+                      (unsigned long long)seed, done, used);
+        }
+        need = used;
         memmove(in, in + off, have - off); /* the next malloc trims it */
         have -= off;
     }

@@ -1,0 +1,178 @@
+/*
+ * Start, listen, stop.  A stop (SIGINT or SIGTERM) accepts nothing more,
+ * reads nothing more, ends blocked NEXTs, waits up to STOP_GRACE_MS for
+ * the replies still owed (they wait for durability), then closes the store,
+ * which writes and syncs what is queued.
+ */
+#include "net.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/thread.h>
+
+#include "log.h"
+#include "proto_bin.h"
+#include "proto_resp.h"
+
+#define STOP_GRACE_MS 3000
+#define BIN_MAGIC 0xD5
+
+static const struct proto *
+choose_proto(unsigned char first)
+{
+    return first == BIN_MAGIC ? &proto_bin : &proto_resp;
+}
+
+static void
+on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+          int salen, void *arg)
+{
+    struct net *n = arg;
+    (void)l;
+    (void)salen;
+    conn_accept(&n->pool, fd, sa);
+}
+
+static void
+on_stop_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct net *n = arg;
+    (void)fd;
+    (void)what;
+
+    if (!conn_pool_busy(&n->pool) ||
+        core_now() - n->stop_started > STOP_GRACE_MS) {
+        event_base_loopexit(n->base, NULL);
+        return;
+    }
+    struct timeval tv = {0, 10 * 1000};
+    if (event_base_once(n->base, -1, EV_TIMEOUT, on_stop_check, n, &tv))
+        event_base_loopexit(n->base, NULL);
+}
+
+static void
+on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct net *n = arg;
+    (void)what;
+
+    if (n->stopping) {
+        log_msg(LOG_WARN, "second signal, exiting now");
+        event_base_loopbreak(n->base);
+        return;
+    }
+    log_msg(LOG_INFO, "signal %d: no new clients, flushing replies", (int)sig);
+    n->stopping = true;
+    n->stop_started = core_now();
+    evconnlistener_disable(n->listener);
+    conn_pool_quiesce(&n->pool);
+    core_stop_waiting(&n->core); /* blocked NEXTs answer nil */
+    on_stop_check(-1, 0, n);
+}
+
+static int
+listen_on(struct net *n)
+{
+    const struct config *cfg = &n->cfg;
+    struct sockaddr_storage ss;
+    int sslen = sizeof ss;
+    char addr[300];
+
+    if (strchr(cfg->bind, ':'))
+        snprintf(addr, sizeof addr, "[%s]:%d", cfg->bind, cfg->port);
+    else
+        snprintf(addr, sizeof addr, "%s:%d", cfg->bind, cfg->port);
+    if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen)) {
+        log_msg(LOG_ERROR, "bad listen address %s", addr);
+        return -1;
+    }
+    n->listener = evconnlistener_new_bind(
+        n->base, on_accept, n,
+        LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024,
+        (struct sockaddr *)&ss, sslen);
+    if (!n->listener) {
+        log_msg(LOG_ERROR, "cannot listen on %s: %s", addr, strerror(errno));
+        return -1;
+    }
+    static const char *const modes[] = {"sync", "batch", "none"};
+    log_msg(LOG_INFO, "dispatchd %s listening on %s, data in %s, durability %s",
+            DISPATCHD_VERSION, addr, cfg->data, modes[cfg->durability]);
+    return 0;
+}
+
+int
+net_init(struct net *n, const struct config *cfg)
+{
+    n->cfg = *cfg;
+    if (evthread_use_pthreads() != 0) {
+        log_msg(LOG_ERROR, "libevent: no pthreads support");
+        return -1;
+    }
+    n->base = event_base_new();
+    if (!n->base) {
+        log_msg(LOG_ERROR, "libevent: cannot create the event loop");
+        return -1;
+    }
+    n->sigint_ev = evsignal_new(n->base, SIGINT, on_signal, n);
+    n->sigterm_ev = evsignal_new(n->base, SIGTERM, on_signal, n);
+    if (!n->sigint_ev || !n->sigterm_ev || event_add(n->sigint_ev, NULL) ||
+        event_add(n->sigterm_ev, NULL)) {
+        log_msg(LOG_ERROR, "libevent: cannot watch signals");
+        return -1;
+    }
+
+    struct core_config cc = {
+        .queue = cfg->queue,
+        .durability = cfg->durability,
+        .batch_ms = cfg->batch_ms,
+        .store_queue_max = (size_t)cfg->store_queue_max,
+        .retention_ms = cfg->retention_ms,
+    };
+    snprintf(cc.checkpoint_dir, sizeof cc.checkpoint_dir, "%s",
+             cfg->checkpoint_dir);
+    conn_pool_init(&n->pool, n->base, &n->core);
+    n->pool.choose = choose_proto;
+    n->pool.max_clients = (size_t)cfg->max_clients;
+    n->pool.port = cfg->port;
+    n->pool.idle_timeout_ms = cfg->idle_timeout_ms;
+    n->pool.lim.out_hard = cfg->out_hard;
+    n->pool.lim.out_soft = cfg->out_soft;
+    n->pool.lim.out_soft_ms = cfg->out_soft_ms;
+    n->pool.lim.sub_hard = cfg->sub_hard;
+    n->pool.lim.sub_soft = cfg->sub_soft;
+    n->pool.lim.sub_soft_ms = cfg->sub_soft_ms;
+    n->core.on_durable = conn_pool_durable;
+    n->core.on_durable_arg = &n->pool;
+    if (core_open(&n->core, n->base, &cc, cfg->data))
+        return -1;
+    return listen_on(n);
+}
+
+int
+net_run(struct net *n)
+{
+    if (event_base_dispatch(n->base) < 0) {
+        log_msg(LOG_ERROR, "event loop failed");
+        return -1;
+    }
+    return 0;
+}
+
+void
+net_free(struct net *n)
+{
+    conn_pool_free(&n->pool);
+    if (n->listener)
+        evconnlistener_free(n->listener);
+    core_close(&n->core);
+    if (n->sigint_ev)
+        event_free(n->sigint_ev);
+    if (n->sigterm_ev)
+        event_free(n->sigterm_ev);
+    if (n->base)
+        event_base_free(n->base);
+    libevent_global_shutdown();
+}
