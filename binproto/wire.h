@@ -85,7 +85,8 @@ wire_status_is_error(int st)
 }
 
 /* Field kinds (the byte after a field's tag).  KEYED: a str16 key follows
-   the kind byte (fields whose tag has no fixed name: the stats). */
+   the kind byte, for fields whose tag has no fixed name (the stats) or
+   whose name differs from wire_tag_name()'s. */
 enum wire_kind {
     WIRE_KIND_STR = 0,   /* u32 length + bytes */
     WIRE_KIND_INT = 1,   /* i64 */

@@ -179,7 +179,8 @@ int dc_event(struct dc_client *c, struct dc_reply *r, int timeout_ms);
 /* Send bytes as they are, after what is queued (tests: broken frames).
    The replies they cause are not tracked: read them with dc_recv_any. */
 int dc_write_raw(struct dc_client *c, const void *p, size_t n);
-/* The next frame whatever its id (after dc_write_raw). */
+/* The next reply whatever its id (after dc_write_raw); one whose id is
+   the next tracked one counts as that reply. */
 int dc_recv_any(struct dc_client *c, struct dc_reply *r);
 /* Replies queued or sent and not yet received. */
 size_t dc_pending(const struct dc_client *c);
