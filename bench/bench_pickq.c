@@ -130,7 +130,7 @@ drain(struct pickq *q, size_t k)
         int rc = pickq_next(q, "W1", "p", 0, T0, &o);
         if (rc != PICKQ_OK)
             die("pickq_next", rc);
-        rc = pickq_outbound(q, o, "op", T0, T0);
+        rc = pickq_outbound(q, o, "op", T0, T0, NULL);
         if (rc != PICKQ_OK)
             die("pickq_outbound", rc);
     }

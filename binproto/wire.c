@@ -59,6 +59,8 @@ wire_op_name(int op)
         return "OUTBOUND";
     case WIRE_OP_DELIVER:
         return "DELIVER";
+    case WIRE_OP_PICKED:
+        return "PICKED";
     case WIRE_OP_GET:
         return "GET";
     case WIRE_OP_PEEK:
@@ -101,6 +103,8 @@ static const struct {
     {WIRE_ST_BADOP, "BADOP", "ERR"},
     {WIRE_ST_PROTO, "PROTO", "ERR"},
     {WIRE_ST_NOCREDS, "NOCREDS", "ERR"},
+    {WIRE_ST_NOAUTH, "NOAUTH", "NOAUTH"},
+    {WIRE_ST_WRONGPASS, "WRONGPASS", "WRONGPASS"},
 };
 
 const char *

@@ -43,6 +43,7 @@ enum wire_op {
     WIRE_OP_RELEASE = 0x22,
     WIRE_OP_OUTBOUND = 0x23,
     WIRE_OP_DELIVER = 0x24,
+    WIRE_OP_PICKED = 0x25,
     /* readers */
     WIRE_OP_GET = 0x30,
     WIRE_OP_PEEK = 0x31,
@@ -76,6 +77,8 @@ enum wire_status {
     WIRE_ST_BADOP = 0x1a,   /* unknown opcode (word ERR) */
     WIRE_ST_PROTO = 0x1b,   /* framing violation: the server closes */
     WIRE_ST_NOCREDS = 0x1c, /* AUTH with no credentials configured (ERR) */
+    WIRE_ST_NOAUTH = 0x1d,    /* AUTH first (users are configured) */
+    WIRE_ST_WRONGPASS = 0x1e, /* AUTH with a wrong user/secret pair */
 };
 
 static inline bool

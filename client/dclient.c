@@ -810,6 +810,15 @@ dc_q_release(struct dc_client *c, const char *id, uint64_t lease)
 }
 
 uint32_t
+dc_q_picked(struct dc_client *c, const char *id, uint64_t lease)
+{
+    size_t at = begin_request(c, WIRE_OP_PICKED, 0);
+    put_s16(c, id);
+    wire_put_u64(&c->out, lease);
+    return end_request(c, at);
+}
+
+uint32_t
 dc_q_outbound(struct dc_client *c, const struct dc_outbound_args *a)
 {
     size_t at = begin_request(c, WIRE_OP_OUTBOUND, 0);
@@ -976,6 +985,13 @@ dc_release(struct dc_client *c, const char *id, uint64_t lease,
            struct dc_reply *r)
 {
     return ready(c, r) ? call(c, dc_q_release(c, id, lease), r) : -1;
+}
+
+int
+dc_picked(struct dc_client *c, const char *id, uint64_t lease,
+          struct dc_reply *r)
+{
+    return ready(c, r) ? call(c, dc_q_picked(c, id, lease), r) : -1;
 }
 
 int

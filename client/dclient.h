@@ -155,6 +155,7 @@ uint32_t dc_q_next(struct dc_client *c, const struct dc_next_args *a);
 uint32_t dc_q_touch(struct dc_client *c, const char *id, uint64_t lease,
                     int64_t lease_ms);
 uint32_t dc_q_release(struct dc_client *c, const char *id, uint64_t lease);
+uint32_t dc_q_picked(struct dc_client *c, const char *id, uint64_t lease);
 uint32_t dc_q_outbound(struct dc_client *c, const struct dc_outbound_args *a);
 uint32_t dc_q_deliver(struct dc_client *c, const char *id, int64_t at,
                       const char *raw, size_t raw_len);
@@ -206,6 +207,9 @@ int dc_touch(struct dc_client *c, const char *id, uint64_t lease,
              int64_t lease_ms, struct dc_reply *r);
 int dc_release(struct dc_client *c, const char *id, uint64_t lease,
                struct dc_reply *r);
+/* PICKED: the lease holder reports the order picked (waits for the WMS). */
+int dc_picked(struct dc_client *c, const char *id, uint64_t lease,
+              struct dc_reply *r);
 int dc_outbound(struct dc_client *c, const struct dc_outbound_args *a,
                 struct dc_reply *r);
 int dc_deliver(struct dc_client *c, const char *id, int64_t at, const char *raw,

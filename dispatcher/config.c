@@ -31,6 +31,7 @@ config_default(struct config *cfg)
     cfg->durability = STORE_SYNC;
     cfg->batch_ms = 10;
     cfg->store_queue_max = 8192;
+    http_config_default(&cfg->http);
     cfg->max_clients = 10000;
     cfg->idle_timeout_ms = 300 * SEC;
     cfg->retention_ms = 30 * DAY;
@@ -161,6 +162,16 @@ enum opt_id {
     OPT_SUBSCRIBER_OUTPUT,
     OPT_DEADLINE_AHEAD,
     OPT_STORE_QUEUE_MAX,
+    OPT_USERS,
+    OPT_CONFIRM_TIMEOUT,
+    OPT_HTTP_PORT,
+    OPT_HTTP_BODY_MAX,
+    OPT_HTTP_MAX_CONNS,
+    OPT_HTTP_IDLE,
+    OPT_WMS_ORDER,
+    OPT_WMS_AT,
+    OPT_WMS_OPERATOR,
+    OPT_WMS_PHOTO,
 };
 
 static const struct option long_options[] = {
@@ -190,6 +201,16 @@ static const struct option long_options[] = {
      OPT_SUBSCRIBER_OUTPUT},
     {"deadline-max-ahead", required_argument, NULL, OPT_DEADLINE_AHEAD},
     {"store-queue-max", required_argument, NULL, OPT_STORE_QUEUE_MAX},
+    {"users", required_argument, NULL, OPT_USERS},
+    {"confirm-timeout", required_argument, NULL, OPT_CONFIRM_TIMEOUT},
+    {"http-port", required_argument, NULL, OPT_HTTP_PORT},
+    {"http-body-max", required_argument, NULL, OPT_HTTP_BODY_MAX},
+    {"http-max-connections", required_argument, NULL, OPT_HTTP_MAX_CONNS},
+    {"http-idle-timeout", required_argument, NULL, OPT_HTTP_IDLE},
+    {"wms-field-order", required_argument, NULL, OPT_WMS_ORDER},
+    {"wms-field-at", required_argument, NULL, OPT_WMS_AT},
+    {"wms-field-operator", required_argument, NULL, OPT_WMS_OPERATOR},
+    {"wms-field-photo", required_argument, NULL, OPT_WMS_PHOTO},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -206,6 +227,18 @@ usage(FILE *f)
 "  -b, --bind ADDR          listen address (default 127.0.0.1)\n"
 "  -p, --port PORT          RESP port (default 7420)\n"
 "  -d, --data DIR           RocksDB data directory (default var/data)\n"
+"      --http-port PORT     HTTP/JSON gateway port (default 7421, 0 = off)\n"
+"      --users FILE         'name role secret' lines (roles viewer, erp, wms,\n"
+"                           admin); clients must AUTH (RESP, binary) or send\n"
+"                           'Authorization: Bearer SECRET' (HTTP).  Required\n"
+"                           to bind to a non-loopback address; mode 600\n"
+"      --http-body-max SIZE largest HTTP request body (default 1mb)\n"
+"      --http-max-connections N  HTTP connections at once (default 1024)\n"
+"      --http-idle-timeout DUR   close idle HTTP connections (default 60s)\n"
+"      --wms-field-order NAME    the WMS callback's field names: order\n"
+"      --wms-field-at NAME       (order_no), time (outbound_at), operator\n"
+"      --wms-field-operator NAME (operator) and photo (photo_url)\n"
+"      --wms-field-photo NAME\n"
 "  -c, --config FILE        INI file; keys are these long option names\n"
 "      --durability MODE    sync (reply after the WAL sync, default),\n"
 "                           batch (reply at once, sync every --batch-ms),\n"
@@ -227,6 +260,9 @@ usage(FILE *f)
 "      --escalate-CLASS DUR promote an order one class up when its deadline\n"
 "                           is within DUR: rush4h (30m), rush24h (4h),\n"
 "                           normal (24h); 0 = never\n"
+"      --confirm-timeout DUR an order reported PICKED with no outbound\n"
+"                           confirmation after DUR fires an 'unconfirmed'\n"
+"                           event (default 30m, 0 = never)\n"
 "      --deadline-max-ahead DUR  refuse deadlines further ahead than DUR\n"
 "                           (default 1826d, five years; before 2000: always)\n"
 "      --checkpoint-dir DIR CHECKPOINT name writes DIR/name only\n"
@@ -296,6 +332,41 @@ config_set(struct config *cfg, int id, const char *name, const char *v)
             goto bad;
         cfg->max_clients = (int)n;
         return 0;
+    case OPT_USERS:
+        if (strlen(v) >= sizeof cfg->users || !*v)
+            goto bad;
+        snprintf(cfg->users, sizeof cfg->users, "%s", v);
+        return 0;
+    case OPT_HTTP_PORT:
+        if (parse_int(v, 0, 65535, &n))
+            goto bad;
+        cfg->http.port = (int)n;
+        return 0;
+    case OPT_HTTP_BODY_MAX: {
+        size_t sz;
+        if (config_size(v, &sz) || sz < 1024 || sz > ((size_t)64 << 20))
+            goto bad;
+        cfg->http.body_max = sz;
+        return 0;
+    }
+    case OPT_HTTP_MAX_CONNS:
+        if (parse_int(v, 1, 1000000, &n))
+            goto bad;
+        cfg->http.max_conns = (size_t)n;
+        return 0;
+    case OPT_WMS_ORDER:
+    case OPT_WMS_AT:
+    case OPT_WMS_OPERATOR:
+    case OPT_WMS_PHOTO: {
+        char *dst = id == OPT_WMS_ORDER      ? cfg->http.wms_order
+                    : id == OPT_WMS_AT       ? cfg->http.wms_at
+                    : id == OPT_WMS_OPERATOR ? cfg->http.wms_operator
+                                             : cfg->http.wms_photo;
+        if (!*v || strlen(v) >= HTTP_FIELD_MAX)
+            goto bad;
+        snprintf(dst, HTTP_FIELD_MAX, "%s", v);
+        return 0;
+    }
     case OPT_CHECKPOINT_DIR:
         if (strlen(v) >= sizeof cfg->checkpoint_dir || !*v)
             goto bad;
@@ -342,6 +413,14 @@ config_set(struct config *cfg, int id, const char *name, const char *v)
         break;
     case OPT_IDLE:
         cfg->idle_timeout_ms = ms;
+        break;
+    case OPT_HTTP_IDLE:
+        if (ms < SEC)
+            goto bad;
+        cfg->http.idle_timeout_ms = ms;
+        break;
+    case OPT_CONFIRM_TIMEOUT:
+        q->confirm_timeout_ms = ms;
         break;
     case OPT_DEADLINE_AHEAD:
         if (ms < DAY)

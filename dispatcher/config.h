@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <stdint.h>
 
+#include "http.h"
 #include "pickq.h"
 
 struct config {
@@ -23,6 +24,8 @@ struct config {
     int64_t idle_timeout_ms;  /* close idle clients after: 300 s (0 off) */
     int64_t retention_ms;     /* keep finished orders for: 30 d */
     int log_level;            /* enum log_level: info */
+    char users[PATH_MAX];     /* --users FILE; "" = no authentication */
+    struct http_config http;  /* --http-port 7421 (0: off), bound as RESP */
     char checkpoint_dir[400];      /* CHECKPOINT writes below: var/checkpoints
                                       (the data directory's sibling) */
     /* Output buffer limits (bytes; soft ones held for *_soft_ms). */

@@ -22,10 +22,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "log.h"
 
 #define MB ((size_t)1 << 20)
+
+static int64_t
+mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
 
 void
 conn_limits_default(struct conn_limits *l)
@@ -161,6 +170,13 @@ conn_send(struct conn *c)
 
     if (evbuffer_get_length(c->out) == 0)
         return;
+    if (c->turn_requests) {
+        struct core *core = c->pool->core;
+        double s = (double)(mono_us() - c->turn_start_us) / 1e6;
+        for (size_t i = 0; i < c->turn_requests; i++)
+            histo_observe(&core->h_command, s);
+        c->turn_requests = 0;
+    }
     if (evbuffer_get_length(ob) == 0)
         evbuffer_write(c->out, bufferevent_getfd(c->bev));
     if (evbuffer_get_length(c->out) > 0)
@@ -177,6 +193,7 @@ conn_settle(struct conn *c)
             conn_send(c);
         } else {
             c->in_dwait = true;
+            c->dwait_since_us = mono_us();
             c->dnext = pool->dwait;
             pool->dwait = c;
         }
@@ -199,6 +216,8 @@ conn_pool_durable(void *arg, uint64_t durable)
         }
         *pp = c->dnext;
         c->in_dwait = false;
+        histo_observe(&pool->core->h_durable,
+                      (double)(mono_us() - c->dwait_since_us) / 1e6);
         conn_send(c);
         if (!conn_reap(c) && check_output(c))
             conn_resume(c);
@@ -211,10 +230,29 @@ conn_close_after_reply(struct conn *c)
     c->closing = true;
 }
 
+bool
+conn_auth(struct conn *c, const char *name, size_t name_len, const char *secret,
+          size_t secret_len)
+{
+    const struct users *us = c->pool->users;
+    const struct user *u =
+        us && us->enabled ? users_check(us, name, name_len, secret, secret_len)
+                          : NULL;
+    if (!u)
+        return false;
+    c->user = u;
+    c->role = u->role;
+    log_msg(LOG_INFO, "client %" PRIu64 " %s authenticated as %s (%s)", c->id,
+            c->addr, u->name, role_name(u->role));
+    return true;
+}
+
 const char *
 conn_actor(const struct conn *c, char *buf, size_t cap)
 {
-    if (c->name[0])
+    if (c->user)
+        snprintf(buf, cap, "%s", c->user->name);
+    else if (c->name[0])
         snprintf(buf, cap, "%s", c->name);
     else
         snprintf(buf, cap, "client-%" PRIu64, c->id);
@@ -369,6 +407,8 @@ process_input(struct conn *c)
         log_fatal("out of memory reading from client %" PRIu64, c->id);
     size_t off = 0, done = 0;
     bool more = false;
+    if (!c->turn_requests)
+        c->turn_start_us = mono_us();
     c->need = 0;
     while (off < len && !conn_paused(c) && !c->closing) {
         if (done == pool->lim.turn_requests) {
@@ -407,6 +447,7 @@ process_input(struct conn *c)
         done++;
     }
     pool->cnt.requests += done;
+    c->turn_requests += done;
     evbuffer_drain(in, off);
     if (more)
         event_active(c->resume_ev, EV_TIMEOUT, 0);
@@ -439,6 +480,7 @@ conn_accept(struct conn_pool *pool, int fd, const struct sockaddr *sa)
     c->pool = pool;
     c->id = ++pool->next_id;
     c->p.resp.ver = 2;
+    c->role = pool->users && pool->users->enabled ? ROLE_NONE : ROLE_ADMIN;
     c->bev = bufferevent_socket_new(pool->base, fd, BEV_OPT_CLOSE_ON_FREE);
     c->out = evbuffer_new();
     c->resume_ev = event_new(pool->base, -1, 0, on_resume, c);

@@ -32,6 +32,7 @@
 #include <event2/event.h>
 
 #include "core.h"
+#include "users.h"
 
 struct conn;
 
@@ -80,7 +81,8 @@ struct conn_pool {
     struct conn_limits lim;
     int64_t idle_timeout_ms; /* 0: none */
     size_t max_clients;
-    int port; /* the listening port, for INFO */
+    int port;                  /* the listening port, for INFO */
+    const struct users *users; /* enabled: clients must AUTH first */
     /* The protocol of a connection whose first byte is b. */
     const struct proto *(*choose)(unsigned char b);
     struct conn *conns;
@@ -98,15 +100,21 @@ struct conn {
     char addr[64];                 /* peer, for logs */
     char name[ORDER_NAME_MAX + 1]; /* CLIENT SETNAME; the audit's actor */
     const struct proto *proto;     /* NULL until the first byte */
+    const struct user *user;       /* authenticated as, or NULL */
+    int role;                      /* enum role: ROLE_NONE until AUTH
+                                      when users are configured */
 
     struct evbuffer *out; /* replies waiting for wait_ticket */
     uint64_t wait_ticket;
-    size_t need;        /* input the next request needs */
-    int64_t soft_since; /* over the soft output limit since */
-    bool closing;       /* close once out is sent */
-    bool in_dwait;      /* on pool->dwait */
-    bool out_paused;    /* not read: replies backed up */
-    bool killed;        /* dropped by a limit: freed next turn */
+    int64_t turn_start_us;  /* when the requests in out were read */
+    size_t turn_requests;   /* how many of them */
+    int64_t dwait_since_us; /* when the replies began to wait */
+    size_t need;            /* input the next request needs */
+    int64_t soft_since;     /* over the soft output limit since */
+    bool closing;           /* close once out is sent */
+    bool in_dwait;          /* on pool->dwait */
+    bool out_paused;        /* not read: replies backed up */
+    bool killed;            /* dropped by a limit: freed next turn */
 
     struct waiter waiter;    /* a blocked NEXT */
     struct event_sink sink;  /* events, when listening */
@@ -152,7 +160,7 @@ conn_wait(struct conn *c, uint64_t ticket)
 void conn_settle(struct conn *c);
 /* Close c once what it has to say is sent. */
 void conn_close_after_reply(struct conn *c);
-/* Who c is in the audit trail: its name, or "client-<id>". */
+/* Who c is in the audit trail: its user, its name, or "client-<id>". */
 const char *conn_actor(const struct conn *c, char *buf, size_t cap);
 /* Start or stop receiving events (proto->event). */
 void conn_listen(struct conn *c);
@@ -163,6 +171,15 @@ conn_listening(const struct conn *c)
     return c->sink.listening;
 }
 /* Paused: replies waiting for durability, or blocked in NEXT. */
+/* May c run op? */
+static inline bool
+conn_may(const struct conn *c, int op)
+{
+    return role_allows(c->role, op);
+}
+/* Authenticate c as name/secret: true when the pair is right. */
+bool conn_auth(struct conn *c, const char *name, size_t name_len,
+               const char *secret, size_t secret_len);
 static inline bool
 conn_paused(const struct conn *c)
 {

@@ -379,6 +379,8 @@ lease(struct core *c, const char *actor, const char *warehouse,
     }
     r->ticket = t;
     r->order = o;
+    if (o->created > 0 && now >= o->created)
+        histo_observe(&c->h_queue, (double)(now - o->created) / 1000.0);
     return o;
 }
 
@@ -520,12 +522,75 @@ sane_time(struct core *c, int64_t at, const char *what, struct core_result *r)
     return false;
 }
 
+/* Tell what an outbound met: the anomaly and a revoked lease. */
+static void
+outbound_events(struct core *c, struct order *o,
+                const struct pickq_outbound_info *info, const char *operator_,
+                uint64_t ticket, int64_t now)
+{
+    uint64_t durable = core_durable(c);
+    if (info->anomaly && info->from != STATE_PICKING) {
+        struct evbuffer *e = event_begin(&c->events, "outbound_unleased", now);
+        if (e) {
+            event_order(e, o);
+            event_str(e, "operator", operator_);
+            event_str(e, "from", order_state_name(info->from));
+            event_end(&c->events, e, ticket, durable);
+        }
+    }
+    if (info->anomaly) {
+        struct evbuffer *e = event_begin(&c->events, "anomaly", now);
+        if (e) {
+            event_order(e, o);
+            event_str(e, "from", order_state_name(info->from));
+            event_str(e, "why", info->why);
+            event_str(e, "operator", operator_);
+            event_end(&c->events, e, ticket, durable);
+        }
+        log_msg(LOG_INFO, "order %s: %s (was %s, operator %s)", o->id,
+                info->why, order_state_name(info->from), operator_);
+    }
+    if (info->revoked) {
+        struct evbuffer *e = event_begin(&c->events, "lease_revoked", now);
+        if (e) {
+            event_order(e, o);
+            event_int(e, "lease", (long long)info->revoked_lease);
+            event_str(e, "picker", info->revoked_picker);
+            event_str(e, "by", operator_);
+            event_end(&c->events, e, ticket, durable);
+        }
+        log_msg(LOG_INFO,
+                "order %s shipped by %s: lease %" PRIu64 " of %s "
+                "revoked",
+                o->id, operator_, info->revoked_lease, info->revoked_picker);
+    }
+}
+
+/* The audit note of an outbound. */
+static void
+outbound_note(char *note, size_t cap, const char *operator_,
+              const struct pickq_outbound_info *info, const char *photo,
+              size_t photo_len)
+{
+    int k = snprintf(note, cap, "operator=%s from=%s%s%s", operator_,
+                     order_state_name(info->from),
+                     info->anomaly ? " anomaly: " : "", info->why);
+    if (k > 0 && (size_t)k < cap && info->revoked)
+        k += snprintf(note + k, cap - (size_t)k,
+                      " revoked lease=%" PRIu64 " of %s", info->revoked_lease,
+                      info->revoked_picker);
+    if (photo && photo_len && k > 0 && (size_t)k < cap)
+        snprintf(note + k, cap - (size_t)k, " photo=%.*s",
+                 (int)(photo_len > 100 ? 100 : photo_len), photo);
+}
+
 void
 core_outbound(struct core *c, const char *actor, const char *id, size_t idlen,
               const struct core_confirm_args *a, const char *raw,
               size_t raw_len, struct core_result *r)
 {
-    char note[ORDER_NAME_MAX + 160];
+    char note[ORDER_NAME_MAX * 2 + 300];
+    struct pickq_outbound_info info;
 
     result_clear(r);
     struct order *o = find(c, id, idlen, r);
@@ -547,7 +612,7 @@ core_outbound(struct core *c, const char *actor, const char *id, size_t idlen,
     if (!sane_time(c, at, "outbound", r))
         return;
     int from = o->state;
-    int rc = pickq_outbound(c->q, o, a->operator_, at, now);
+    int rc = pickq_outbound(c->q, o, a->operator_, at, now, &info);
     if (rc == PICKQ_SAME) {
         /* A repeat (the WMS retries): keep its message, change nothing. */
         snprintf(note, sizeof note, "repeat confirmation by %s", a->operator_);
@@ -560,28 +625,20 @@ core_outbound(struct core *c, const char *actor, const char *id, size_t idlen,
         refused(r, rc, o, "confirm outbound", NULL);
         return;
     }
-    int k = snprintf(note, sizeof note, "operator=%s %s", a->operator_,
-                     from == STATE_PICKING ? "leased" : "unleased");
-    if (a->photo && a->photo_len && k > 0 && (size_t)k < sizeof note)
-        snprintf(note + k, sizeof note - (size_t)k, " photo=%.*s",
-                 (int)(a->photo_len > 100 ? 100 : a->photo_len), a->photo);
+    outbound_note(note, sizeof note, a->operator_, &info, a->photo,
+                  a->photo_len);
     commit(c, actor, o, ACTION_OUTBOUND, from, raw, raw_len, note, NULL, r);
-    if (r->code == CORE_OK && from != STATE_PICKING) {
-        struct evbuffer *e = event_begin(&c->events, "outbound_unleased", now);
-        if (e) {
-            event_order(e, o);
-            event_str(e, "operator", a->operator_);
-            event_end(&c->events, e, r->ticket, core_durable(c));
-        }
-        log_msg(LOG_INFO, "order %s confirmed outbound by %s without a lease",
-                o->id, a->operator_);
-    }
+    if (r->code == CORE_OK)
+        outbound_events(c, o, &info, a->operator_, r->ticket, now);
 }
 
 void
 core_deliver(struct core *c, const char *actor, const char *id, size_t idlen,
              int64_t at, const char *raw, size_t raw_len, struct core_result *r)
 {
+    char note[ORDER_NAME_MAX * 2 + 300];
+    struct pickq_outbound_info info;
+
     result_clear(r);
     struct order *o = find(c, id, idlen, r);
     if (!o || !writable(c, r))
@@ -597,7 +654,7 @@ core_deliver(struct core *c, const char *actor, const char *id, size_t idlen,
     if (!sane_time(c, at, "delivery", r))
         return;
     int from = o->state;
-    int rc = pickq_deliver(c->q, o, at, now);
+    int rc = pickq_deliver(c->q, o, NULL, at, now, &info);
     if (rc == PICKQ_SAME) {
         r->code = CORE_ALREADY;
         r->order = o;
@@ -607,7 +664,56 @@ core_deliver(struct core *c, const char *actor, const char *id, size_t idlen,
         refused(r, rc, o, "deliver", NULL);
         return;
     }
+    if (info.implied) {
+        /* The e-signature came before the outbound callback: the
+           delivery implies it.  Two entries: the outbound as it would
+           have been recorded (to shipped), then the delivery. */
+        outbound_note(note, sizeof note, "", &info, NULL, 0);
+        strncat(note, " implied by the delivery",
+                sizeof note - strlen(note) - 1);
+        o->state = STATE_SHIPPED;
+        uint64_t t =
+            record(c, actor, o, ACTION_OUTBOUND, from, raw, raw_len, note);
+        o->state = STATE_DELIVERED;
+        if (!t) {
+            result(r, CORE_READONLY,
+                   "storage: the delivery of order %s was "
+                   "not recorded",
+                   o->id);
+            r->order = o;
+            return;
+        }
+        from = STATE_SHIPPED;
+    }
     commit(c, actor, o, ACTION_DELIVER, from, raw, raw_len, NULL, NULL, r);
+    if (r->code == CORE_OK && info.implied)
+        outbound_events(c, o, &info, "", r->ticket, now);
+}
+
+void
+core_picked(struct core *c, const char *actor, const char *id, size_t idlen,
+            uint64_t lease_id, const char *raw, size_t raw_len,
+            struct core_result *r)
+{
+    char note[64];
+
+    result_clear(r);
+    struct order *o = find(c, id, idlen, r);
+    if (!o || !writable(c, r))
+        return;
+    int rc = pickq_picked(c->q, o, lease_id, core_now());
+    if (rc == PICKQ_SAME) {
+        r->code = CORE_ALREADY;
+        r->order = o;
+        return;
+    }
+    if (rc) {
+        refused(r, rc, o, "report picked", NULL);
+        return;
+    }
+    snprintf(note, sizeof note, "lease=%" PRIu64, lease_id);
+    commit(c, actor, o, ACTION_PICKED, STATE_PICKING, raw, raw_len, note, NULL,
+           r);
 }
 
 /* ---- reads ---------------------------------------------------------- */
@@ -713,6 +819,13 @@ core_checkpoint(struct core *c, const char *name, size_t name_len,
 }
 
 void
+core_each_warehouse(struct core *c,
+                    void (*fn)(void *ctx, const char *warehouse), void *ctx)
+{
+    pickq_each_warehouse(c->q, fn, ctx);
+}
+
+void
 core_stop_waiting(struct core *c)
 {
     c->stopping = true;
@@ -761,10 +874,35 @@ tick_escalated(void *ctx, struct order *o, int from_cls)
 }
 
 static void
+tick_unconfirmed(void *ctx, struct order *o)
+{
+    struct core *c = ctx;
+    /* No transition: the order is stored so the report is not repeated
+       after a restart. */
+    uint64_t t = store_put(c->store, o, NULL);
+    if (!t)
+        log_msg(LOG_WARN, "storage refused recording order %s unconfirmed",
+                o->id);
+    int64_t now = core_now();
+    struct evbuffer *e = event_begin(&c->events, "unconfirmed", now);
+    if (e) {
+        event_order(e, o);
+        event_str(e, "picker", o->picker);
+        event_int(e, "picked_at", (long long)o->pick_done_at);
+        event_int(e, "waited_ms", (long long)(now - o->pick_done_at));
+        event_end(&c->events, e, t, core_durable(c));
+    }
+    log_msg(LOG_WARN,
+            "order %s picked by %s at %lld has no outbound confirmation", o->id,
+            o->picker, (long long)o->pick_done_at);
+}
+
+static void
 on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct core *c = arg;
-    struct pickq_tick_cb cb = {tick_expired, tick_escalated, c};
+    struct pickq_tick_cb cb = {tick_expired, tick_escalated, tick_unconfirmed,
+                               c};
     (void)fd;
     (void)what;
 
@@ -908,6 +1046,9 @@ core_open(struct core *c, struct event_base *base,
     c->base = base;
     c->started = core_now();
     c->timer_at = INT64_MAX;
+    histo_init(&c->h_command, histo_fast, histo_fast_n);
+    histo_init(&c->h_durable, histo_fast, histo_fast_n);
+    histo_init(&c->h_queue, histo_slow, histo_slow_n);
     waiters_init(&c->waiters, base);
     events_init(&c->events);
     c->q = pickq_new(&cfg->queue);

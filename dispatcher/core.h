@@ -29,6 +29,7 @@
 #include <event2/event.h>
 
 #include "events.h"
+#include "metrics.h"
 #include "pickq.h"
 #include "store.h"
 #include "waiters.h"
@@ -109,8 +110,11 @@ struct core {
     int64_t started; /* ms */
     bool stopping;   /* NEXT no longer blocks */
     uint64_t n_busy, n_readonly;
-    size_t clients;     /* kept by the front ends, for stats */
-    bool serve_pending; /* pickers wait for storage to come back */
+    size_t clients;         /* kept by the front ends, for stats */
+    bool serve_pending;     /* pickers wait for storage to come back */
+    struct histo h_command; /* request to reply (front ends observe) */
+    struct histo h_durable; /* acknowledgement's wait for durability */
+    struct histo h_queue;   /* push to lease */
     /* Called on the loop thread each time the durable ticket advances. */
     void (*on_durable)(void *arg, uint64_t durable);
     void *on_durable_arg;
@@ -172,6 +176,13 @@ void core_release(struct core *c, const char *actor, const char *id,
                   size_t idlen, uint64_t lease, const char *raw, size_t raw_len,
                   struct core_result *r);
 
+/* The picker says the order is picked (at the packing station): no
+   expiry can undo that, and it waits for the WMS's confirmation.
+   CORE_ALREADY for a repeat under the same lease. */
+void core_picked(struct core *c, const char *actor, const char *id,
+                 size_t idlen, uint64_t lease, const char *raw, size_t raw_len,
+                 struct core_result *r);
+
 struct core_confirm_args {
     const char *operator_; /* who; required for outbound; NUL-terminated */
     int64_t at;            /* when it happened (ms); 0 = now */
@@ -210,6 +221,11 @@ bool core_position(struct core *c, const struct order *o, size_t *rank,
    no "..") below cfg.checkpoint_dir; the full path in r->msg. */
 void core_checkpoint(struct core *c, const char *name, size_t name_len,
                      struct core_result *r);
+
+/* Call fn for every warehouse that has orders. */
+void core_each_warehouse(struct core *c,
+                         void (*fn)(void *ctx, const char *warehouse),
+                         void *ctx);
 
 /* Stop blocking NEXT: blocked pickers get CORE_NIL now and later ones at
    once (shutdown). */

@@ -63,7 +63,7 @@ utf8_len(const unsigned char *p, size_t n)
 }
 
 void
-json_string(struct evbuffer *b, const char *s, size_t len)
+json_quote(struct evbuffer *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
@@ -140,7 +140,7 @@ void
 event_str(struct evbuffer *e, const char *key, const char *val)
 {
     evbuffer_add_printf(e, ",\"%s\":", key);
-    json_string(e, val, strlen(val));
+    json_quote(e, val, strlen(val));
 }
 
 void
@@ -214,7 +214,7 @@ event_jump(struct events *ev, const struct pickq_jump *j, uint64_t ticket,
         if (i)
             evbuffer_add(e, ",", 1);
         const char *id = j->at_risk_orders[i]->id;
-        json_string(e, id, strlen(id));
+        json_quote(e, id, strlen(id));
     }
     evbuffer_add(e, "]", 1);
     event_end(ev, e, ticket, durable);

@@ -66,6 +66,6 @@ void events_flush(struct events *ev, uint64_t durable);
 
 /* Append s as a JSON string literal: quoted, escaped, invalid UTF-8
    replaced by U+FFFD. */
-void json_string(struct evbuffer *b, const char *s, size_t len);
+void json_quote(struct evbuffer *b, const char *s, size_t len);
 
 #endif

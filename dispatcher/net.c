@@ -36,6 +36,23 @@ on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
     conn_accept(&n->pool, fd, sa);
 }
 
+/* The core's durable hook: every front end sends what now may go. */
+static void
+on_durable(void *arg, uint64_t durable)
+{
+    struct net *n = arg;
+    conn_pool_durable(&n->pool, durable);
+    if (n->http)
+        http_durable(n->http, durable);
+}
+
+static bool
+is_loopback(const char *bind)
+{
+    return strncmp(bind, "127.", 4) == 0 || strcmp(bind, "::1") == 0 ||
+           strcmp(bind, "localhost") == 0;
+}
+
 static void
 on_stop_check(evutil_socket_t fd, short what, void *arg)
 {
@@ -43,7 +60,7 @@ on_stop_check(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
-    if (!conn_pool_busy(&n->pool) ||
+    if ((!conn_pool_busy(&n->pool) && !(n->http && http_busy(n->http))) ||
         core_now() - n->stop_started > STOP_GRACE_MS) {
         event_base_loopexit(n->base, NULL);
         return;
@@ -107,6 +124,23 @@ int
 net_init(struct net *n, const struct config *cfg)
 {
     n->cfg = *cfg;
+    if (cfg->users[0]) {
+        char err[512];
+        if (users_load(&n->users, cfg->users, err, sizeof err)) {
+            log_msg(LOG_ERROR, "users: %s", err);
+            return -1;
+        }
+        log_msg(LOG_INFO, "%zu users from %s: clients must authenticate",
+                n->users.n, cfg->users);
+    }
+    if (!n->users.enabled && !is_loopback(cfg->bind)) {
+        log_msg(LOG_ERROR,
+                "refusing to listen on %s without --users: anyone who can "
+                "reach it could change orders (bind 127.0.0.1, or give a "
+                "users file)",
+                cfg->bind);
+        return -1;
+    }
     if (evthread_use_pthreads() != 0) {
         log_msg(LOG_ERROR, "libevent: no pthreads support");
         return -1;
@@ -137,6 +171,7 @@ net_init(struct net *n, const struct config *cfg)
     n->pool.choose = choose_proto;
     n->pool.max_clients = (size_t)cfg->max_clients;
     n->pool.port = cfg->port;
+    n->pool.users = &n->users;
     n->pool.idle_timeout_ms = cfg->idle_timeout_ms;
     n->pool.lim.out_hard = cfg->out_hard;
     n->pool.lim.out_soft = cfg->out_soft;
@@ -144,11 +179,21 @@ net_init(struct net *n, const struct config *cfg)
     n->pool.lim.sub_hard = cfg->sub_hard;
     n->pool.lim.sub_soft = cfg->sub_soft;
     n->pool.lim.sub_soft_ms = cfg->sub_soft_ms;
-    n->core.on_durable = conn_pool_durable;
-    n->core.on_durable_arg = &n->pool;
+    n->core.on_durable = on_durable;
+    n->core.on_durable_arg = n;
     if (core_open(&n->core, n->base, &cc, cfg->data))
         return -1;
-    return listen_on(n);
+    if (listen_on(n))
+        return -1;
+    if (cfg->http.port) {
+        struct http_config hc = cfg->http;
+        snprintf(hc.bind, sizeof hc.bind, "%s", cfg->bind);
+        n->http = http_start(n->base, &n->core, &n->users, &hc);
+        if (!n->http)
+            return -1;
+        http_set_counters(n->http, &n->pool.cnt);
+    }
+    return 0;
 }
 
 int
@@ -165,6 +210,8 @@ void
 net_free(struct net *n)
 {
     conn_pool_free(&n->pool);
+    http_free(n->http);
+    n->http = NULL;
     if (n->listener)
         evconnlistener_free(n->listener);
     core_close(&n->core);
@@ -174,5 +221,6 @@ net_free(struct net *n)
         event_free(n->sigterm_ev);
     if (n->base)
         event_base_free(n->base);
+    users_free(&n->users);
     libevent_global_shutdown();
 }

@@ -15,12 +15,16 @@
 #include "config.h"
 #include "conn.h"
 #include "core.h"
+#include "http.h"
+#include "users.h"
 
 struct net {
     struct config cfg;
     struct event_base *base;
     struct core core;
     struct conn_pool pool;
+    struct users users;
+    struct http *http; /* NULL when --http-port 0 */
     struct evconnlistener *listener;
     struct event *sigint_ev, *sigterm_ev;
     bool stopping;

@@ -515,9 +515,49 @@ op_client_name(struct req *q)
 static void
 op_auth(struct req *q)
 {
-    /* The body (str16 user, str16 password) is for a later version. */
-    reply_error(q, WIRE_ST_NOCREDS,
-                "AUTH called without any credentials configured");
+    struct str user = get_str16(q, "user");
+    struct str secret = get_str16(q, "secret");
+    if (!body_read(q))
+        return;
+    const struct users *us = q->c->pool->users;
+    if (!us || !us->enabled) {
+        reply_error(q, WIRE_ST_NOCREDS,
+                    "AUTH called without any credentials configured");
+        return;
+    }
+    if (!conn_auth(q->c, user.s, user.len, secret.s, secret.len)) {
+        reply_error(q, WIRE_ST_WRONGPASS,
+                    "invalid username-password pair or user is disabled");
+        return;
+    }
+    conn_actor(q->c, q->actor, sizeof q->actor);
+}
+
+/* The operation each opcode is, for the users table; -1: any client,
+   even before AUTH. */
+static int
+op_of(uint8_t opcode)
+{
+    switch (opcode) {
+    case WIRE_OP_PUSH: return OP_PUSH;
+    case WIRE_OP_APPROVE: return OP_APPROVE;
+    case WIRE_OP_HOLD: return OP_HOLD;
+    case WIRE_OP_CANCEL: return OP_CANCEL;
+    case WIRE_OP_REPRIO: return OP_REPRIO;
+    case WIRE_OP_NEXT: return OP_NEXT;
+    case WIRE_OP_TOUCH: return OP_TOUCH;
+    case WIRE_OP_RELEASE: return OP_RELEASE;
+    case WIRE_OP_PICKED: return OP_PICKED;
+    case WIRE_OP_OUTBOUND: return OP_OUTBOUND;
+    case WIRE_OP_DELIVER: return OP_DELIVER;
+    case WIRE_OP_GET: return OP_GET;
+    case WIRE_OP_PEEK: return OP_PEEK;
+    case WIRE_OP_AUDIT: return OP_AUDIT;
+    case WIRE_OP_STATS: return OP_STATS;
+    case WIRE_OP_CHECKPOINT: return OP_CHECKPOINT;
+    case WIRE_OP_SUBSCRIBE: return OP_EVENTS;
+    default: return -1;
+    }
 }
 
 /* ---- ERP ------------------------------------------------------------ */
@@ -767,6 +807,21 @@ op_release(struct req *q)
     reply_result(q, &r);
 }
 
+static void
+op_picked(struct req *q)
+{
+    char rawbuf[AUDIT_RAW_LINE];
+    struct str id = get_str16(q, "id");
+    uint64_t lease = get_u64(q, "lease");
+    if (!body_read(q) || !check_id(q, id))
+        return;
+    struct core_result r;
+    struct str raw =
+        audit_raw(q, (struct str){NULL, 0}, id, rawbuf, sizeof rawbuf);
+    core_picked(q->core, q->actor, id.s, id.len, lease, raw.s, raw.len, &r);
+    reply_result(q, &r);
+}
+
 static bool
 check_raw(struct req *q, struct str raw)
 {
@@ -974,7 +1029,7 @@ static op_fn *const ops[256] = {
     [WIRE_OP_APPROVE] = op_approve,     [WIRE_OP_HOLD] = op_hold,
     [WIRE_OP_CANCEL] = op_cancel,       [WIRE_OP_REPRIO] = op_reprio,
     [WIRE_OP_NEXT] = op_next,           [WIRE_OP_TOUCH] = op_touch,
-    [WIRE_OP_RELEASE] = op_release,     [WIRE_OP_OUTBOUND] = op_outbound,
+    [WIRE_OP_RELEASE] = op_release,     [WIRE_OP_PICKED] = op_picked,     [WIRE_OP_OUTBOUND] = op_outbound,
     [WIRE_OP_DELIVER] = op_deliver,     [WIRE_OP_GET] = op_get,
     [WIRE_OP_PEEK] = op_peek,           [WIRE_OP_AUDIT] = op_audit,
     [WIRE_OP_STATS] = op_stats,         [WIRE_OP_CHECKPOINT] = op_checkpoint,
@@ -1088,11 +1143,19 @@ bin_request(struct conn *c, const char *in, size_t len, size_t *need)
     wire_reader_init(&q.rd, in + WIRE_HEADER_LEN, h.len);
     conn_actor(c, q.actor, sizeof q.actor);
     op_fn *fn = ops[h.opcode];
+    int op = op_of(h.opcode);
     if (!fn)
         reply_error(&q, WIRE_ST_BADOP, "unknown opcode 0x%02x", h.opcode);
     else if (h.status != 0)
         badarg(&q, "%s flags 0x%02x: version %d defines none", q.op, h.status,
                WIRE_VERSION);
+    else if (c->role == ROLE_NONE && h.opcode != WIRE_OP_AUTH &&
+             h.opcode != WIRE_OP_PING)
+        reply_error(&q, WIRE_ST_NOAUTH, "authentication required: AUTH first");
+    else if (op >= 0 && !conn_may(c, op))
+        reply_error(&q, WIRE_ST_NOPERM,
+                    "user %s (%s) has no permission to run %s", q.actor,
+                    role_name(c->role), q.op);
     else
         fn(&q);
     reply_send(&q, h.opcode, h.id); /* nothing, when NEXT blocked */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "draft.h"
 #include "log.h"
 #include "resp.h"
 #include "view.h"
@@ -28,6 +29,7 @@ typedef void command_fn(struct conn *c, struct resp_req *r);
 struct command {
     const char *name;
     int min_args; /* including the name */
+    int op;       /* enum op for the users table; -1: any signed-in client */
     command_fn *fn;
 };
 
@@ -177,83 +179,42 @@ cmd_push(struct conn *c, struct resp_req *r)
 {
     char err[256], who[ORDER_NAME_MAX + 24], raw[RAW_MAX];
     struct core_result res;
-    struct order *o = order_new();
+    const struct resp_arg *id = &r->argv[1], *cl = &r->argv[2];
 
+    struct order *o =
+        draft_new(id->p, id->len, cl->p, cl->len, err, sizeof err);
     if (!o) {
-        resp_error(c->out, "ERR out of memory");
+        resp_error(c->out, "BADARG %s", err);
         return;
     }
-    const struct resp_arg *id = &r->argv[1], *cl = &r->argv[2];
-    if (id->len == 0 || memchr(id->p, '\0', id->len) ||
-        order_set_id(o, id->p, id->len)) {
-        resp_error(c->out, "BADARG order id must be 1 to %d bytes",
-                   ORDER_ID_MAX);
-        goto fail;
-    }
-    int cls = order_class_parse(cl->p, cl->len);
-    if (cls < 0) {
-        resp_error(c->out,
-                   "BADARG unknown class '%.*s' (asn, rush4h, rush24h, normal)",
-                   SHOW(cl, 32));
-        goto fail;
-    }
-    o->cls = o->eff_cls = (uint8_t)cls;
-    order_set_warehouse(o, CORE_DEFAULT_WAREHOUSE,
-                        strlen(CORE_DEFAULT_WAREHOUSE));
-    o->state = STATE_NEW;
-
     for (size_t i = 3; i < r->argc; i++) {
         const struct resp_arg *opt = &r->argv[i];
         if (resp_arg_is(opt, "APPROVED")) {
             o->state = STATE_QUEUED;
             continue;
         }
-        size_t need = resp_arg_is(opt, "ATTR") ? 2 : 1;
+        bool attr = resp_arg_is(opt, "ATTR");
+        size_t need = attr ? 2 : 1;
         if (i + need >= r->argc) {
             resp_error(c->out, "BADARG %.*s needs a value", SHOW(opt, 32));
             goto fail;
         }
         const struct resp_arg *v = &r->argv[i + 1];
-        int bad = 0;
-        if (resp_arg_is(opt, "DEADLINE")) {
-            bad = order_time_parse(v->p, v->len, &o->deadline) ||
-                  o->deadline <= 0;
-        } else if (resp_arg_is(opt, "WAREHOUSE")) {
-            bad = v->len == 0 || order_set_warehouse(o, v->p, v->len);
-        } else if (resp_arg_is(opt, "CUSTOMER")) {
-            bad = order_set_customer(o, v->p, v->len);
-        } else if (resp_arg_is(opt, "SOURCE")) {
-            int s = order_source_parse(v->p, v->len);
-            bad = s < 0;
-            o->source = (uint8_t)(s < 0 ? 0 : s);
-        } else if (resp_arg_is(opt, "FULFIL") || resp_arg_is(opt, "FULFILL")) {
-            int f = order_fulfil_parse(v->p, v->len);
-            bad = f < 0;
-            o->fulfil = (uint8_t)(f < 0 ? 0 : f);
-        } else if (resp_arg_is(opt, "RISK")) {
-            int k = order_risk_parse(v->p, v->len);
-            bad = k < 0;
-            o->risk = (uint8_t)(k < 0 ? 0 : k);
-        } else if (resp_arg_is(opt, "ATTR")) {
-            const struct resp_arg *val = &r->argv[i + 2];
-            int rc = order_attr_set(o, v->p, v->len, val->p, val->len, err,
-                                    sizeof err);
-            if (rc == -2) {
-                resp_error(c->out, "ERR out of memory");
-                goto fail;
-            }
-            if (rc) {
-                resp_error(c->out, "BADARG %s", err);
-                goto fail;
-            }
-        } else {
+        int rc = attr ? draft_attr(o, v->p, v->len, r->argv[i + 2].p,
+                                   r->argv[i + 2].len, err, sizeof err)
+                      : draft_set(o, opt->p, opt->len, v->p, v->len, err,
+                                  sizeof err);
+        if (rc == -2 && attr) {
+            resp_error(c->out, "ERR out of memory");
+            goto fail;
+        }
+        if (rc == -2) {
             resp_error(c->out, "BADARG unknown PUSH option '%.*s'",
                        SHOW(opt, 32));
             goto fail;
         }
-        if (bad) {
-            resp_error(c->out, "BADARG invalid %.*s '%.*s'", SHOW(opt, 32),
-                       SHOW(v, 64));
+        if (rc) {
+            resp_error(c->out, "BADARG %s", err);
             goto fail;
         }
         i += need;
@@ -488,6 +449,25 @@ cmd_release(struct conn *c, struct resp_req *r)
     core_release(core_of(c), actor(c, who, sizeof who), r->argv[1].p,
                  r->argv[1].len, lease, raw, k, &res);
     reply_ack(c, &res, "OK");
+}
+
+static void
+cmd_picked(struct conn *c, struct resp_req *r)
+{
+    char who[ORDER_NAME_MAX + 24], raw[RAW_MAX];
+    struct core_result res;
+    uint64_t lease;
+
+    if (!lease_arg(c, &r->argv[2], &lease))
+        return;
+    if (r->argc != 3) {
+        resp_error(c->out, "BADARG usage: PICKED id lease");
+        return;
+    }
+    size_t k = raw_command(r, raw, sizeof raw);
+    core_picked(core_of(c), actor(c, who, sizeof who), r->argv[1].p,
+                r->argv[1].len, lease, raw, k, &res);
+    reply_ack(c, &res, res.code == CORE_ALREADY ? "ALREADY" : "OK");
 }
 
 /* Options shared by OUTBOUND and DELIVER: [AT t] [PHOTO ref] [RAW payload]
@@ -833,6 +813,29 @@ set_name(struct conn *c, const struct resp_arg *a)
     return true;
 }
 
+/* AUTH name secret, or AUTH secret (the user whose secret it is). */
+static bool
+auth(struct conn *c, const struct resp_arg *name, const struct resp_arg *pw)
+{
+    const struct users *us = c->pool->users;
+    if (!us || !us->enabled) {
+        resp_error(c->out,
+                   "ERR AUTH called without any credentials configured");
+        return false;
+    }
+    bool ok;
+    if (name) {
+        ok = conn_auth(c, name->p, name->len, pw->p, pw->len);
+    } else {
+        const struct user *u = users_by_secret(us, pw->p, pw->len);
+        ok = u && conn_auth(c, u->name, strlen(u->name), pw->p, pw->len);
+    }
+    if (!ok)
+        resp_error(c->out, "WRONGPASS invalid username-password pair or user "
+                           "is disabled.");
+    return ok;
+}
+
 static void
 cmd_hello(struct conn *c, struct resp_req *r)
 {
@@ -847,10 +850,9 @@ cmd_hello(struct conn *c, struct resp_req *r)
             if (!set_name(c, &r->argv[++i]))
                 return;
         } else if (resp_arg_is(&r->argv[i], "AUTH") && i + 2 < r->argc) {
-            /* No credentials exist yet: say so rather than pretend. */
-            resp_error(c->out, "ERR AUTH called without any credentials "
-                               "configured");
-            return;
+            if (!auth(c, &r->argv[i + 1], &r->argv[i + 2]))
+                return;
+            i += 2;
         } else {
             resp_error(c->out, "ERR syntax error in HELLO option '%.*s'",
                        SHOW(&r->argv[i], 32));
@@ -955,43 +957,48 @@ cmd_multi(struct conn *c, struct resp_req *r)
 static void
 cmd_auth(struct conn *c, struct resp_req *r)
 {
-    (void)r;
-    resp_error(c->out, "ERR AUTH called without any credentials configured");
+    if (r->argc > 3) {
+        resp_error(c->out, "ERR syntax error: AUTH [name] secret");
+        return;
+    }
+    if (auth(c, r->argc == 3 ? &r->argv[1] : NULL, &r->argv[r->argc - 1]))
+        resp_ok(c->out);
 }
 
 /* Most used first: the lookup is a short linear scan. */
 static const struct command commands[] = {
-    {"PUSH", 3, cmd_push},
-    {"NEXT", 2, cmd_next},
-    {"OUTBOUND", 2, cmd_outbound},
-    {"GET", 2, cmd_get},
-    {"APPROVE", 2, cmd_approve},
-    {"PING", 1, cmd_ping},
-    {"TOUCH", 3, cmd_touch},
-    {"RELEASE", 3, cmd_release},
-    {"DELIVER", 2, cmd_deliver},
-    {"HOLD", 2, cmd_hold},
-    {"CANCEL", 2, cmd_cancel},
-    {"REPRIO", 3, cmd_reprio},
-    {"PEEK", 2, cmd_peek},
-    {"AUDIT", 2, cmd_audit},
-    {"STATS", 1, cmd_stats},
-    {"INFO", 1, cmd_info},
-    {"SUBSCRIBE", 2, cmd_subscribe},
-    {"UNSUBSCRIBE", 1, cmd_unsubscribe},
-    {"CHECKPOINT", 2, cmd_checkpoint},
-    {"ECHO", 2, cmd_echo},
-    {"HELLO", 1, cmd_hello},
-    {"QUIT", 1, cmd_quit},
-    {"CLIENT", 2, cmd_client},
-    {"COMMAND", 1, cmd_command},
-    {"CONFIG", 2, cmd_config},
-    {"SELECT", 2, cmd_select},
-    {"DBSIZE", 1, cmd_dbsize},
-    {"MULTI", 1, cmd_multi},
-    {"EXEC", 1, cmd_multi},
-    {"DISCARD", 1, cmd_multi},
-    {"AUTH", 2, cmd_auth},
+    {"PUSH", 3, OP_PUSH, cmd_push},
+    {"NEXT", 2, OP_NEXT, cmd_next},
+    {"OUTBOUND", 2, OP_OUTBOUND, cmd_outbound},
+    {"GET", 2, OP_GET, cmd_get},
+    {"APPROVE", 2, OP_APPROVE, cmd_approve},
+    {"PING", 1, -1, cmd_ping},
+    {"TOUCH", 3, OP_TOUCH, cmd_touch},
+    {"RELEASE", 3, OP_RELEASE, cmd_release},
+    {"PICKED", 3, OP_PICKED, cmd_picked},
+    {"DELIVER", 2, OP_DELIVER, cmd_deliver},
+    {"HOLD", 2, OP_HOLD, cmd_hold},
+    {"CANCEL", 2, OP_CANCEL, cmd_cancel},
+    {"REPRIO", 3, OP_REPRIO, cmd_reprio},
+    {"PEEK", 2, OP_PEEK, cmd_peek},
+    {"AUDIT", 2, OP_AUDIT, cmd_audit},
+    {"STATS", 1, OP_STATS, cmd_stats},
+    {"INFO", 1, OP_STATS, cmd_info},
+    {"SUBSCRIBE", 2, OP_EVENTS, cmd_subscribe},
+    {"UNSUBSCRIBE", 1, -1, cmd_unsubscribe},
+    {"CHECKPOINT", 2, OP_CHECKPOINT, cmd_checkpoint},
+    {"ECHO", 2, -1, cmd_echo},
+    {"HELLO", 1, -1, cmd_hello},
+    {"QUIT", 1, -1, cmd_quit},
+    {"CLIENT", 2, -1, cmd_client},
+    {"COMMAND", 1, -1, cmd_command},
+    {"CONFIG", 2, OP_CONFIG, cmd_config},
+    {"SELECT", 2, -1, cmd_select},
+    {"DBSIZE", 1, OP_STATS, cmd_dbsize},
+    {"MULTI", 1, -1, cmd_multi},
+    {"EXEC", 1, -1, cmd_multi},
+    {"DISCARD", 1, -1, cmd_multi},
+    {"AUTH", 2, -1, cmd_auth},
 };
 
 static void
@@ -1027,6 +1034,20 @@ dispatch(struct conn *c, struct resp_req *r)
     if ((int)r->argc < cmd->min_args) {
         resp_error(c->out, "ERR wrong number of arguments for '%s' command",
                    cmd->name);
+        return;
+    }
+    if (c->role == ROLE_NONE && cmd->fn != cmd_auth && cmd->fn != cmd_hello &&
+        cmd->fn != cmd_quit) {
+        resp_error(c->out, "NOAUTH Authentication required.");
+        return;
+    }
+    if (cmd->op >= 0 && !conn_may(c, cmd->op)) {
+        char who[ORDER_NAME_MAX + 24];
+        resp_error(c->out,
+                   "NOPERM User %s has no permissions to run the '%s' command "
+                   "(role %s)",
+                   conn_actor(c, who, sizeof who), cmd->name,
+                   role_name(c->role));
         return;
     }
     cmd->fn(c, r);

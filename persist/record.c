@@ -19,12 +19,26 @@
  * packed "key\0value\0..." block, so decoding is one copy plus a walk that
  * checks every pair.
  *
+ * Versions.  A new version only appends fields after the last one of the
+ * version before, so the decoder is one walk that stops early for an old
+ * record and leaves the newer fields at their defaults:
+ *
+ *   1   everything up to and including the attributes
+ *   2   + pick_done_at (signed), unconfirmed_fired (bool), for the picked
+ *       state (STATE_PICKED, enum value 7: states and actions are only
+ *       ever appended, so a version 1 record's state byte means the same)
+ *
+ * The encoder always writes the current version.  A build that only knows
+ * version 1 refuses a version 2 record rather than misread it.
+ *
  * Decoding trusts nothing: every length is checked against the bytes left,
  * every enum against its range, every string against the bound of the
  * field it fills, and bytes left over are an error.  Varints must be
  * minimal and booleans 0 or 1, which makes the encoding canonical: when a
- * buffer decodes at all, encoding the result gives back exactly that
- * buffer.  The tests lean on that to check every truncation and byte flip.
+ * buffer of the current version decodes at all, encoding the result gives
+ * back exactly that buffer (an older one comes back in the current
+ * version).  The tests lean on that to check every truncation and byte
+ * flip.
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -34,7 +48,7 @@
 
 #include "store.h"
 
-#define RECORD_VERSION 1
+#define RECORD_VERSION 2
 #define AUDIT_VERSION 1
 
 /* ---- writing: a cursor that counts past the end without writing ---- */
@@ -249,6 +263,9 @@ record_encode(const struct order *o, char *buf, size_t cap)
     put_svar(&w, o->delivered_at);
     put_uvar(&w, o->audit_n);
     put_str(&w, o->attrs, o->attrs != NULL ? o->attrs_len : 0);
+    /* version 2 */
+    put_svar(&w, o->pick_done_at);
+    put_u8(&w, o->unconfirmed_fired ? 1 : 0);
     return w.n;
 }
 
@@ -348,6 +365,10 @@ record_decode(const char *buf, size_t len, char *err, size_t errlen)
         (size_t)ORDER_ATTRS_MAX * (ORDER_ATTR_KEY_MAX + ORDER_ATTR_VAL_MAX + 2),
         &alen, "attributes");
     int nattrs = r.failed ? -1 : check_attrs(&r, attrs, alen);
+    if (version >= 2) {
+        o->pick_done_at = get_svar(&r, "pick done at");
+        o->unconfirmed_fired = get_bool(&r, "unconfirmed fired");
+    }
     if (!r.failed && r.off != r.len)
         rfail(&r, "%zu bytes after the record", r.len - r.off);
     if (r.failed) {

@@ -634,6 +634,11 @@ store_thread(void *arg)
             s->st.records += taken.count;
             if (taken.count > s->st.max_group)
                 s->st.max_group = taken.count;
+            size_t b = 0;
+            while (b + 1 < STORE_GROUP_BUCKETS &&
+                   ((size_t)1 << b) < taken.count)
+                b++;
+            s->st.group_sizes[b]++;
             pthread_mutex_unlock(&s->stat_mu);
             s->spare.len = 0;
             s->spare.count = 0;

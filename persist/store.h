@@ -57,6 +57,8 @@ struct audit_entry {
     size_t note_len;
 };
 
+#define STORE_GROUP_BUCKETS 14
+
 struct store_stats {
     int durability;
     uint64_t submitted;   /* tickets handed out */
@@ -67,6 +69,9 @@ struct store_stats {
     uint64_t sync_us_last, sync_us_max, sync_us_total;
     uint64_t failures;    /* failed group writes (each retried) */
     size_t max_group;
+    /* Groups by size: [i] counts groups of 2^(i-1) < size <= 2^i records
+       ([0]: one record); the last also counts every larger group. */
+    uint64_t group_sizes[STORE_GROUP_BUCKETS];
 };
 
 void store_options_default(struct store_options *opt);
@@ -124,9 +129,12 @@ void store_stats(struct store *s, struct store_stats *st);
 
 /* The record codec (record.c), versioned and bounds-checked.
    order_encode returns the encoded length; when it is > cap nothing useful
-   was written and the caller retries with a bigger buffer. */
+   was written and the caller retries with a bigger buffer.  It always
+   writes the current version (2). */
 size_t record_encode(const struct order *o, char *buf, size_t cap);
-/* NULL with err on a truncated, corrupt or newer-format record. */
+/* Reads the current and every older version (fields an older record lacks
+   get their defaults).  NULL with err on a truncated, corrupt or
+   newer-format record. */
 struct order *record_decode(const char *buf, size_t len, char *err,
                             size_t errlen);
 size_t audit_encode(const struct audit_entry *a, char *buf, size_t cap);

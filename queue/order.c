@@ -240,6 +240,7 @@ static const char *const state_names[STATE_COUNT] = {
     [STATE_SHIPPED] = "shipped",
     [STATE_DELIVERED] = "delivered",
     [STATE_CANCELLED] = "cancelled",
+    [STATE_PICKED] = "picked",
 };
 
 static const char *const action_names[ACTION_COUNT] = {
@@ -249,6 +250,7 @@ static const char *const action_names[ACTION_COUNT] = {
     [ACTION_EXPIRE] = "expire",   [ACTION_OUTBOUND] = "outbound",
     [ACTION_DELIVER] = "deliver", [ACTION_CANCEL] = "cancel",
     [ACTION_REPRIO] = "reprio",   [ACTION_ESCALATE] = "escalate",
+    [ACTION_PICKED] = "picked",
 };
 
 static const char *const source_names[SOURCE_COUNT] = {
@@ -404,18 +406,22 @@ order_risk_format(unsigned risk, char *buf, size_t buflen)
 #define TO(s) ((s) + 1)
 
 /* order_table[from][action] = TO(to); 0 = illegal.  Mirrors the comments
-   on enum order_action in order.h. */
+   on enum order_action in order.h.  OUTBOUND lands from every state but
+   shipped and delivered (a repeat there is pickq's PICKQ_SAME, not an
+   edge): the WMS saw the goods leave, whatever this table thought. */
 static const uint8_t order_table[STATE_COUNT][ACTION_COUNT] = {
     [STATE_NEW] =
         {
             [ACTION_APPROVE] = TO(STATE_QUEUED),
             [ACTION_HOLD] = TO(STATE_HELD),
+            [ACTION_OUTBOUND] = TO(STATE_SHIPPED),
             [ACTION_CANCEL] = TO(STATE_CANCELLED),
             [ACTION_REPRIO] = TO(STATE_NEW),
         },
     [STATE_HELD] =
         {
             [ACTION_APPROVE] = TO(STATE_QUEUED),
+            [ACTION_OUTBOUND] = TO(STATE_SHIPPED),
             [ACTION_CANCEL] = TO(STATE_CANCELLED),
             [ACTION_REPRIO] = TO(STATE_HELD),
         },
@@ -436,13 +442,22 @@ static const uint8_t order_table[STATE_COUNT][ACTION_COUNT] = {
             [ACTION_OUTBOUND] = TO(STATE_SHIPPED),
             [ACTION_CANCEL] = TO(STATE_CANCELLED),
             [ACTION_REPRIO] = TO(STATE_PICKING),
+            [ACTION_PICKED] = TO(STATE_PICKED),
+        },
+    [STATE_PICKED] =
+        {
+            [ACTION_OUTBOUND] = TO(STATE_SHIPPED),
+            [ACTION_REPRIO] = TO(STATE_PICKED),
         },
     [STATE_SHIPPED] =
         {
             [ACTION_DELIVER] = TO(STATE_DELIVERED),
         },
     [STATE_DELIVERED] = {0},
-    [STATE_CANCELLED] = {0},
+    [STATE_CANCELLED] =
+        {
+            [ACTION_OUTBOUND] = TO(STATE_SHIPPED),
+        },
 };
 
 int

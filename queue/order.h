@@ -33,6 +33,9 @@ enum order_class {
     CLASS_COUNT
 };
 
+/* The numeric values are stored (records, audit entries): new states are
+   appended, never inserted, so the order of the values is NOT the order
+   of the life cycle.  Ask order_state_finished() rather than compare. */
 enum order_state {
     STATE_NEW,
     STATE_HELD,
@@ -41,11 +44,12 @@ enum order_state {
     STATE_SHIPPED,
     STATE_DELIVERED,
     STATE_CANCELLED,
+    STATE_PICKED, /* physically picked, waiting for the WMS outbound */
     STATE_COUNT
 };
 
 /* What happened to an order: the edges of the state machine, and the
-   action word of an audit entry. */
+   action word of an audit entry.  Stored like the states: append only. */
 enum order_action {
     ACTION_PUSH,     /* -> new (or queued when pushed approved) */
     ACTION_APPROVE,  /* new|held -> queued */
@@ -54,11 +58,17 @@ enum order_action {
     ACTION_TOUCH,    /* picking -> picking (lease extended) */
     ACTION_RELEASE,  /* picking -> queued (picker gave it back) */
     ACTION_EXPIRE,   /* picking -> queued (lease ran out) */
-    ACTION_OUTBOUND, /* queued|picking -> shipped (WMS is the truth) */
-    ACTION_DELIVER,  /* shipped -> delivered */
-    ACTION_CANCEL,   /* new|held|queued|picking -> cancelled */
-    ACTION_REPRIO,   /* new|held|queued|picking -> same state, new key */
+    ACTION_OUTBOUND, /* new|held|queued|picking|picked|cancelled -> shipped:
+                        the WMS is the truth, from any unfinished state and
+                        even after a cancel (pickq reports what was odd) */
+    ACTION_DELIVER,  /* shipped -> delivered (a delivery of an unshipped
+                        order is an implied outbound, then this) */
+    ACTION_CANCEL,   /* new|held|queued|picking -> cancelled; not picked:
+                        the goods are off the shelf, the WMS decides */
+    ACTION_REPRIO,   /* new|held|queued|picking|picked -> same state, new
+                        class and deadline */
     ACTION_ESCALATE, /* queued -> queued, effective class one up */
+    ACTION_PICKED,   /* picking -> picked (the lease holder picked it) */
     ACTION_COUNT
 };
 
@@ -112,16 +122,21 @@ struct order {
     uint64_t seq;       /* arrival sequence in the queue (set on entering
                            queued the first time; kept across release) */
 
-    /* Lease, meaningful while picking. */
+    /* Lease, meaningful while picking; lease and picker are kept once
+       picked (who picked it, and a repeated PICKED is recognised). */
     uint64_t lease;
     int64_t lease_expires;          /* ms */
     int64_t picked_at;              /* ms, when the current lease began */
     char picker[ORDER_NAME_MAX + 1];
+    int64_t pick_done_at;   /* ms, when it became picked; 0 = never */
+    bool unconfirmed_fired; /* picked, and the confirm timeout fired (it
+                               fires once, across restarts too) */
 
     /* Outbound confirmation, meaningful once shipped. */
     int64_t outbound_at;
     char operator_[ORDER_NAME_MAX + 1];
-    bool outbound_leased;  /* confirmed while this picker held a lease */
+    bool outbound_leased; /* confirmed while picking (a lease held) or
+                             picked, not from another state */
     int64_t delivered_at;
 
     uint32_t audit_n;      /* audit entries written so far (next sequence) */
@@ -132,6 +147,14 @@ struct order {
     uint32_t attrs_len;
     char *attrs;
 };
+
+/* Shipped, delivered or cancelled: the order is on pickq's finished list
+   (an outbound may still land on a cancelled one). */
+static inline bool
+order_state_finished(int s)
+{
+    return s == STATE_SHIPPED || s == STATE_DELIVERED || s == STATE_CANCELLED;
+}
 
 /* printf into err (errlen bytes) unless err is NULL: how queue/ fills the
    error messages it hands back. */

@@ -11,14 +11,23 @@
  *                     timer heap at its escalation time, when it has one
  *                     (deadline - escalate_window[eff_cls])
  *   picking           + the timer heap at lease_expires
+ *   picked            + the timer heap at its confirm deadline
+ *                     (pick_done_at + confirm_timeout_ms), unless that is
+ *                     disabled or has fired (unconfirmed_fired)
  *   shipped, delivered, cancelled
  *                     + the finished list (oldest `updated` first), until
  *                     pickq_forget_finished frees it
  *
- * Whether an order is in the timer heap follows from its state, class and
- * the configuration, so no flag is kept: enter_queue, leave_queue,
- * requeue and lease_back are the only places that move an order between
- * the heaps.
+ * Whether an order is in the timer heap follows from its state, class,
+ * flags and the configuration, so no "armed" flag is kept: enter_queue,
+ * leave_queue, requeue, lease_back, lease_done and leave_active are the
+ * only places that move an order between the heaps.
+ *
+ * The WMS is the truth.  An outbound lands from every state but shipped
+ * and delivered -- even new, held or cancelled -- and tells the caller
+ * what was odd about it (struct pickq_outbound_info); a delivery of an
+ * unshipped order records that outbound first.  Nothing the picker side
+ * says can undo a confirmation: a revoked lease is just a stale one.
  *
  * Positions.  The pairing heap cannot tell an order's rank cheaply: its
  * children are unordered, so counting the orders ahead visits every child
@@ -334,6 +343,17 @@ escalate_at(const struct pickq *q, const struct order *o)
     return w > 0 ? sat_add(o->deadline, -w) : NO_TIME;
 }
 
+/* When picked order o's outbound is overdue, or NO_TIME (disabled, or it
+   already fired). */
+static int64_t
+confirm_at(const struct pickq *q, const struct order *o)
+{
+    int64_t t = q->cfg.confirm_timeout_ms;
+    if (t <= 0 || o->unconfirmed_fired)
+        return NO_TIME;
+    return sat_add(o->pick_done_at, t);
+}
+
 static void
 timer_insert(struct pickq *q, struct order *o, int64_t at)
 {
@@ -405,6 +425,32 @@ lease_length(const struct pickq *q, int64_t lease_ms)
 }
 
 /* ---- finished list ---------------------------------------------------- */
+
+static void fin_unlink(struct pickq *q, struct order *o);
+
+/* o is about to finish (cancel, outbound): out of its heaps, whatever its
+   state, and off the finished list when it was on it (an outbound after a
+   cancel), so the caller can set its state and fin_append it. */
+static void
+leave_active(struct pickq *q, struct order *o)
+{
+    switch (o->state) {
+    case STATE_QUEUED:
+        leave_queue(q, o);
+        break;
+    case STATE_PICKING:
+        pheap_remove(&q->timers, &o->tnode);
+        break;
+    case STATE_PICKED:
+        if (confirm_at(q, o) != NO_TIME)
+            pheap_remove(&q->timers, &o->tnode);
+        break;
+    default:
+        if (order_state_finished(o->state))
+            fin_unlink(q, o);
+        break;
+    }
+}
 
 static void
 fin_append(struct pickq *q, struct order *o)
@@ -507,6 +553,7 @@ pickq_config_default(struct pickq_config *cfg)
     cfg->jump_scan = 256;
     cfg->deadline_min_ms = INT64_C(946684800000);   /* 2000-01-01T00:00:00Z */
     cfg->deadline_ahead_max_ms = 1826 * MS_PER_DAY; /* 5 years */
+    cfg->confirm_timeout_ms = 30 * 60000LL;
 }
 
 struct pickq *
@@ -692,10 +739,7 @@ pickq_cancel(struct pickq *q, struct order *o, int64_t now)
     int to;
     if (order_transition(o->state, ACTION_CANCEL, &to) < 0)
         return PICKQ_BADSTATE;
-    if (o->state == STATE_QUEUED)
-        leave_queue(q, o);
-    else if (o->state == STATE_PICKING)
-        pheap_remove(&q->timers, &o->tnode);
+    leave_active(q, o);
     set_state(o, ACTION_CANCEL);
     o->updated = now;
     o->wh->st.cancels++;
@@ -819,47 +863,154 @@ pickq_release(struct pickq *q, struct order *o, uint64_t lease, int64_t now)
     return PICKQ_OK;
 }
 
-int
-pickq_outbound(struct pickq *q, struct order *o, const char *operator_,
-               int64_t at, int64_t now)
+/* A pick of o (lease began at o->picked_at) ended at `end`: one sample of
+   the mean pick time, for its warehouse and overall. */
+static void
+pick_measure(struct pickq *q, struct order *o, int64_t end)
 {
-    int to;
-    if (o->state == STATE_SHIPPED || o->state == STATE_DELIVERED)
-        return PICKQ_SAME;
-    if (order_transition(o->state, ACTION_OUTBOUND, &to) < 0)
-        return PICKQ_BADSTATE;
-    if (operator_ != NULL && strlen(operator_) > ORDER_NAME_MAX)
-        return PICKQ_BADARG;
-
-    struct pickq_wh *wh = o->wh;
-    if (o->state == STATE_QUEUED) {
-        leave_queue(q, o);
-        o->outbound_leased = false;
-        wh->st.outbounds_unleased++;
-    } else {
-        int64_t took;
-        pheap_remove(&q->timers, &o->tnode);
-        o->outbound_leased = true;
-        if (!__builtin_sub_overflow(at, o->picked_at, &took) && took > 0) {
-            ewma(&wh->st.mean_pick_ms, &wh->measured, took);
-            ewma(&q->mean_pick_ms, &q->measured, took);
-        }
+    int64_t took;
+    if (!__builtin_sub_overflow(end, o->picked_at, &took) && took > 0) {
+        ewma(&o->wh->st.mean_pick_ms, &o->wh->measured, took);
+        ewma(&q->mean_pick_ms, &q->measured, took);
     }
+}
+
+/* The lease holder is done: the pick measured, the lease timer swapped
+   for the confirm timer. */
+static void
+lease_done(struct pickq *q, struct order *o, int64_t now)
+{
+    pheap_remove(&q->timers, &o->tnode);
+    set_state(o, ACTION_PICKED);
+    o->pick_done_at = now;
+    o->unconfirmed_fired = false;
+    int64_t at = confirm_at(q, o);
+    if (at != NO_TIME)
+        timer_insert(q, o, at);
+    pick_measure(q, o, now);
+}
+
+int
+pickq_picked(struct pickq *q, struct order *o, uint64_t lease, int64_t now)
+{
+    if (o->lease != lease ||
+        (o->state != STATE_PICKING && o->state != STATE_PICKED))
+        return PICKQ_LEASE;
+    if (o->state == STATE_PICKED)
+        return PICKQ_SAME;
+    lease_done(q, o, now);
+    o->updated = now;
+    o->wh->st.picked++;
+    return PICKQ_OK;
+}
+
+static void
+info_clear(struct pickq_outbound_info *info, int from)
+{
+    memset(info, 0, sizeof(*info));
+    info->from = from;
+    info->why = "";
+}
+
+/* Why an outbound from state `from` is odd, or NULL.  A revocation is
+   decided apart (it needs the operator). */
+static const char *
+outbound_why(int from)
+{
+    switch (from) {
+    case STATE_NEW:
+        return "shipped before it was approved";
+    case STATE_HELD:
+        return "shipped while on hold";
+    case STATE_QUEUED:
+        return "shipped without being picked";
+    case STATE_CANCELLED:
+        return "shipped after it was cancelled";
+    default:
+        return NULL;
+    }
+}
+
+/* The outbound itself; the caller checked that it is legal and that
+   operator_ fits. */
+static void
+outbound_do(struct pickq *q, struct order *o, const char *operator_, int64_t at,
+            int64_t now, struct pickq_outbound_info *info)
+{
+    struct pickq_wh *wh = o->wh;
+    int from = o->state;
+    const char *why = outbound_why(from);
+    info_clear(info, from);
+
+    if (from == STATE_PICKING && operator_ != NULL && operator_[0] != '\0' &&
+        o->picker[0] != '\0' && strcmp(operator_, o->picker) != 0) {
+        info->revoked = true;
+        info->revoked_lease = o->lease;
+        memcpy(info->revoked_picker, o->picker, sizeof(o->picker));
+        why = "shipped by another picker than the lease holder";
+        wh->st.revocations++;
+    } else if (from == STATE_PICKING) {
+        pick_measure(q, o, at); /* not reported picked: ends here */
+    }
+    if (why != NULL) {
+        info->anomaly = true;
+        info->why = why;
+        wh->st.outbounds_anomalous++;
+    }
+    o->outbound_leased = from == STATE_PICKING || from == STATE_PICKED;
+    if (!o->outbound_leased)
+        wh->st.outbounds_unleased++;
+
+    leave_active(q, o);
     set_state(o, ACTION_OUTBOUND);
     name_copy(o->operator_, operator_);
     o->outbound_at = at;
     o->updated = now;
     wh->st.outbounds++;
     fin_append(q, o);
+}
+
+int
+pickq_outbound(struct pickq *q, struct order *o, const char *operator_,
+               int64_t at, int64_t now, struct pickq_outbound_info *info)
+{
+    struct pickq_outbound_info local;
+    int to;
+    if (info == NULL)
+        info = &local;
+    info_clear(info, o->state);
+    if (o->state == STATE_SHIPPED || o->state == STATE_DELIVERED)
+        return PICKQ_SAME;
+    if (order_transition(o->state, ACTION_OUTBOUND, &to) < 0)
+        return PICKQ_BADSTATE;
+    if (operator_ != NULL && strlen(operator_) > ORDER_NAME_MAX)
+        return PICKQ_BADARG;
+    outbound_do(q, o, operator_, at, now, info);
     return PICKQ_OK;
 }
 
 int
-pickq_deliver(struct pickq *q, struct order *o, int64_t at, int64_t now)
+pickq_deliver(struct pickq *q, struct order *o, const char *operator_,
+              int64_t at, int64_t now, struct pickq_outbound_info *info)
 {
+    struct pickq_outbound_info local;
     int to;
+    if (info == NULL)
+        info = &local;
+    info_clear(info, o->state);
     if (o->state == STATE_DELIVERED)
         return PICKQ_SAME;
+    if (o->state != STATE_SHIPPED) {
+        /* The goods reached the customer, so they left: the outbound the
+           WMS did not send (or that was lost) is recorded first, by the
+           same rules as an explicit one. */
+        if (order_transition(o->state, ACTION_OUTBOUND, &to) < 0)
+            return PICKQ_BADSTATE;
+        if (operator_ != NULL && strlen(operator_) > ORDER_NAME_MAX)
+            return PICKQ_BADARG;
+        outbound_do(q, o, operator_, at, now, info);
+        info->implied = true;
+    }
     if (order_transition(o->state, ACTION_DELIVER, &to) < 0)
         return PICKQ_BADSTATE;
     set_state(o, ACTION_DELIVER);
@@ -901,6 +1052,13 @@ pickq_tick(struct pickq *q, int64_t now, const struct pickq_tick_cb *cb)
             changes++;
             if (cb != NULL && cb->expired != NULL)
                 cb->expired(cb->ctx, o, old_lease);
+        } else if (o->state == STATE_PICKED) {
+            pheap_remove(&q->timers, &o->tnode);
+            o->unconfirmed_fired = true; /* so confirm_at is NO_TIME */
+            o->wh->st.unconfirmed++;
+            changes++;
+            if (cb != NULL && cb->unconfirmed != NULL)
+                cb->unconfirmed(cb->ctx, o);
         } else if (o->state == STATE_QUEUED) {
             int from = o->eff_cls;
             set_state(o, ACTION_ESCALATE);
@@ -969,6 +1127,10 @@ stats_add(struct pickq_stats *to, const struct pickq_stats *from)
     to->expiries += from->expiries;
     to->escalations += from->escalations;
     to->jumps += from->jumps;
+    to->picked += from->picked;
+    to->unconfirmed += from->unconfirmed;
+    to->outbounds_anomalous += from->outbounds_anomalous;
+    to->revocations += from->revocations;
 }
 
 void
@@ -1048,10 +1210,12 @@ pickq_restore(struct pickq *q, struct order *o)
     return PICKQ_OK;
 }
 
+/* In a heap: queued and picking, and picked (its confirm timer). */
 static bool
 is_active(const struct order *o)
 {
-    return o->state == STATE_QUEUED || o->state == STATE_PICKING;
+    return o->state == STATE_QUEUED || o->state == STATE_PICKING ||
+           o->state == STATE_PICKED;
 }
 
 /* Active orders first, by seq; then the finished, by (updated, id); new
@@ -1061,8 +1225,8 @@ cmp_restored(const void *pa, const void *pb)
 {
     const struct order *a = *(struct order *const *)pa;
     const struct order *b = *(struct order *const *)pb;
-    int ga = is_active(a) ? 0 : a->state >= STATE_SHIPPED ? 1 : 2;
-    int gb = is_active(b) ? 0 : b->state >= STATE_SHIPPED ? 1 : 2;
+    int ga = is_active(a) ? 0 : order_state_finished(a->state) ? 1 : 2;
+    int gb = is_active(b) ? 0 : order_state_finished(b->state) ? 1 : 2;
     if (ga != gb)
         return ga < gb ? -1 : 1;
     if (ga == 0)
@@ -1191,7 +1355,7 @@ pickq_restore_done(struct pickq *q)
     while (nact < n && is_active(r[nact]))
         nact++;
     size_t nfin = nact;
-    while (nfin < n && r[nfin]->state >= STATE_SHIPPED)
+    while (nfin < n && order_state_finished(r[nfin]->state))
         nfin++;
 
     /* Arrival seqs must be unique among active orders (they break ties in
@@ -1204,12 +1368,14 @@ pickq_restore_done(struct pickq *q)
         prev = seq;
     }
 
-    /* The timer heap: escalations of the queued, leases of the picking. */
+    /* The timer heap: escalations of the queued, leases of the picking,
+       confirm deadlines of the picked. */
     size_t nt = 0;
     for (size_t i = 0; i < nact; i++) {
         struct order *o = r[i];
-        int64_t at =
-            o->state == STATE_PICKING ? o->lease_expires : escalate_at(q, o);
+        int64_t at = o->state == STATE_PICKING  ? o->lease_expires
+                     : o->state == STATE_PICKED ? confirm_at(q, o)
+                                                : escalate_at(q, o);
         if (at == NO_TIME)
             continue;
         o->tnode.key = time_key(at);
@@ -1270,4 +1436,12 @@ pickq_forget_finished(struct pickq *q, int64_t before,
         n++;
     }
     return n;
+}
+
+void
+pickq_each_warehouse(struct pickq *q,
+                     void (*fn)(void *ctx, const char *warehouse), void *ctx)
+{
+    for (struct pickq_wh *wh = q->whs; wh; wh = wh->hh.next)
+        fn(ctx, wh->name);
 }

@@ -4,8 +4,9 @@
  *
  * One pairing heap per warehouse orders queued orders by (effective class,
  * deadline, arrival).  One more heap, the timer heap, holds for each queued
- * order the time it escalates and for each picking order the time its lease
- * expires, so pickq_next_timer() is O(1) and the caller arms one timer.
+ * order the time it escalates, for each picking order the time its lease
+ * expires and for each picked order the time its outbound is overdue, so
+ * pickq_next_timer() is O(1) and the caller arms one timer.
  *
  * The queue owns every order it was given.  Single-threaded; no I/O and no
  * clock: `now` is always a parameter (epoch ms).  Pointers to orders stay
@@ -53,6 +54,10 @@ struct pickq_config {
        and 1826 days (5 years). */
     int64_t deadline_min_ms;
     int64_t deadline_ahead_max_ms;
+    /* A picked order with no outbound confirmation confirm_timeout_ms after
+       it was picked is reported once by pickq_tick (cb->unconfirmed); it
+       stays picked.  0 disables.  Default 1800000 (30 minutes). */
+    int64_t confirm_timeout_ms;
 };
 
 #define PICKQ_AT_RISK_MAX 16
@@ -78,15 +83,44 @@ struct pickq_stats {
     size_t queued_by_class[CLASS_COUNT]; /* by effective class */
     uint64_t pushes, approvals, picks, releases, outbounds,
         outbounds_unleased, deliveries, cancels, expiries, escalations, jumps;
+    uint64_t picked;              /* pickq_picked: picks reported done */
+    uint64_t unconfirmed;         /* confirm timeouts fired */
+    uint64_t outbounds_anomalous; /* outbounds with info.anomaly set (an
+                                     implied one of a delivery too) */
+    uint64_t revocations;   /* leases revoked by another picker's outbound */
     int64_t mean_pick_ms;   /* measured (EWMA), or the configured default */
     size_t warehouses;
 };
 
-/* Called by pickq_tick for each change it made, after making it. */
+/* Called by pickq_tick for each change it made, after making it.  Any
+   callback may be NULL. */
 struct pickq_tick_cb {
     void (*expired)(void *ctx, struct order *o, uint64_t old_lease);
     void (*escalated)(void *ctx, struct order *o, int from_cls);
+    /* A picked order's confirm timeout fired: o is still picked, and
+       o->unconfirmed_fired is now true (store the order so a restart does
+       not fire it again). */
+    void (*unconfirmed)(void *ctx, struct order *o);
     void *ctx;
+};
+
+/* What an outbound confirmation met (pickq_outbound, and the implied
+   outbound of pickq_deliver), so the caller can write the audit entry and
+   report an anomaly.  Filled on every return that has an order: on
+   PICKQ_SAME too (from = shipped or delivered, nothing odd). */
+struct pickq_outbound_info {
+    int from;               /* the order's state before */
+    bool implied;           /* pickq_deliver only: the order was not shipped, so
+                               the delivery recorded the outbound first (two
+                               audit entries: outbound from `from`, then
+                               deliver from shipped) */
+    bool anomaly;           /* the WMS shipped what the queue did not expect */
+    const char *why;        /* short English reason when anomaly ("shipped
+                               while on hold"), else ""; static storage */
+    bool revoked;           /* picking, and the operator is another picker
+                               than the lease holder: the lease was revoked */
+    uint64_t revoked_lease; /* when revoked */
+    char revoked_picker[ORDER_NAME_MAX + 1]; /* its holder, when revoked */
 };
 
 void pickq_config_default(struct pickq_config *cfg);
@@ -138,18 +172,48 @@ int pickq_touch(struct pickq *q, struct order *o, uint64_t lease,
    (its place).  PICKQ_LEASE as for touch. */
 int pickq_release(struct pickq *q, struct order *o, uint64_t lease,
                   int64_t now);
-/* WMS outbound confirmation, from queued or picking (the WMS is the truth).
-   Sets outbound_at = at, operator_, outbound_leased.  PICKQ_SAME when the
-   order is already shipped or delivered. */
+/* The lease holder reports the order picked: picking -> picked.  The
+   lease timer is removed (no expiry can undo it, NEXT never hands it out;
+   TOUCH and RELEASE get PICKQ_LEASE from now on), the pick time is
+   measured (now - picked_at: a pick ends here when it is reported) and
+   the confirm timer is armed (cfg.confirm_timeout_ms).  PICKQ_SAME when
+   already picked under this lease; PICKQ_LEASE when lease is not the
+   order's current one or the order is neither picking nor picked. */
+int pickq_picked(struct pickq *q, struct order *o, uint64_t lease, int64_t now);
+/* WMS outbound confirmation: the order becomes shipped from any state but
+   shipped and delivered (PICKQ_SAME: a repeat, nothing changed) -- new,
+   held, queued, picking, picked and even cancelled, because the WMS is the
+   truth.  Sets outbound_at = at, operator_ (NULL = ""), outbound_leased.
+   info (may be NULL) says what was odd:
+     new        "shipped before it was approved"
+     held       "shipped while on hold"
+     queued     "shipped without being picked" (outbounds_unleased)
+     cancelled  "shipped after it was cancelled"
+     picking    nothing, unless operator_ and the lease holder are both
+                named and differ: then the lease is revoked (info.revoked,
+                the lease and its picker; "shipped by another picker than
+                the lease holder") and the pick time is not measured
+     picked     nothing: the lease ended when it was picked, so whoever
+                ships it (a packer at the dock) is normal
+   PICKQ_BADARG (nothing changed) when operator_ is longer than
+   ORDER_NAME_MAX. */
 int pickq_outbound(struct pickq *q, struct order *o, const char *operator_,
-                   int64_t at, int64_t now);
-/* shipped -> delivered.  PICKQ_SAME when already delivered. */
-int pickq_deliver(struct pickq *q, struct order *o, int64_t at, int64_t now);
+                   int64_t at, int64_t now, struct pickq_outbound_info *info);
+/* shipped -> delivered.  From any other state an outbound may land from
+   (see pickq_outbound), the delivery implies the outbound: it is recorded
+   first exactly as pickq_outbound(q, o, operator_, at, now) would, info
+   says so (implied) and what was odd about it, then the order is
+   delivered at `at`.  operator_ is only used for an implied outbound (NULL
+   or "" = unknown; no revocation then).  PICKQ_SAME when already
+   delivered; PICKQ_BADARG as for pickq_outbound.  info may be NULL. */
+int pickq_deliver(struct pickq *q, struct order *o, const char *operator_,
+                  int64_t at, int64_t now, struct pickq_outbound_info *info);
 
 /* Earliest time pickq_tick has work to do, or INT64_MAX. */
 int64_t pickq_next_timer(struct pickq *q);
-/* Expire due leases (back to the queue at their place) and escalate due
-   orders.  Returns how many changes were made. */
+/* Expire due leases (back to the queue at their place), escalate due
+   orders and report picked orders whose confirm timeout passed.  Returns
+   how many changes were made (each is one callback). */
 size_t pickq_tick(struct pickq *q, int64_t now, const struct pickq_tick_cb *cb);
 
 /* Rank (orders ahead) and estimated wait until picked (ms from now:
@@ -172,7 +236,9 @@ void pickq_stats(struct pickq *q, const char *warehouse,
    on a duplicate id.  Call pickq_restore_done() once after the last one:
    it builds the heaps (sorted, so the first pop costs O(1)) and moves the
    seq and lease counters past every value seen.  Leases that expired while
-   the daemon was down are expired by the next pickq_tick. */
+   the daemon was down are expired by the next pickq_tick; a picked order
+   re-arms its confirm timer unless o->unconfirmed_fired (the next tick
+   reports it if its timeout passed meanwhile). */
 int pickq_restore(struct pickq *q, struct order *o);
 int pickq_restore_done(struct pickq *q);
 
@@ -182,5 +248,11 @@ int pickq_restore_done(struct pickq *q);
 size_t pickq_forget_finished(struct pickq *q, int64_t before,
                              void (*cb)(void *ctx, struct order *o),
                              void *ctx);
+
+/* Call fn with the name of every warehouse q knows, in no set order.  fn
+   must not change q. */
+void pickq_each_warehouse(struct pickq *q,
+                          void (*fn)(void *ctx, const char *warehouse),
+                          void *ctx);
 
 #endif

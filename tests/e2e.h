@@ -28,6 +28,7 @@
 struct daemon {
     pid_t pid;
     int port;
+    int http_port;  /* the HTTP gateway's port (free, like port) */
     char dir[256];  /* temp dir: data/ and dispatchd.log inside */
     char data[300];
     char log[300];
@@ -94,11 +95,15 @@ e2e_start_argv(struct daemon *d, const char *const *extra)
         e2e_tempdir(d);
     if (!d->port)
         d->port = e2e_free_port();
-    char port[16];
+    if (!d->http_port)
+        d->http_port = e2e_free_port();
+    char port[16], hport[16];
     snprintf(port, sizeof port, "%d", d->port);
-    const char *argv[64] = {DISPATCHD_BIN, "--port", port, "--data", d->data,
-                            "--log-level", "info"};
-    size_t n = 7;
+    snprintf(hport, sizeof hport, "%d", d->http_port);
+    const char *argv[64] = {DISPATCHD_BIN, "--port",      port,
+                            "--data",      d->data,       "--log-level",
+                            "info",        "--http-port", hport};
+    size_t n = 9;
     for (size_t i = 0; extra && extra[i] && n < 62; i++)
         argv[n++] = extra[i];
     argv[n] = NULL;

@@ -1163,8 +1163,17 @@ Test(cmd, outbound)
     expect("-BADARG", "OUTBOUND q2 OPERATOR wang SPEED 9");
     expect("-BADARG", "OUTBOUND q2 AT 1895637600000");
     cr_assert_str_eq(state("q2"), "queued");
-    expect("-BADSTATE order n1 is new", "OUTBOUND n1 OPERATOR wang");
-    expect("-BADSTATE order c1 is cancelled", "OUTBOUND c1 OPERATOR wang");
+    /* The WMS is the truth: an outbound lands from new and cancelled too,
+       and the trail says what was odd. */
+    push_ok("OUTBOUND n1 OPERATOR wang");
+    cr_assert_str_eq(state("n1"), "shipped");
+    push_ok("OUTBOUND c1 OPERATOR wang");
+    cr_assert_str_eq(state("c1"), "shipped");
+    redisReply *au = R("AUDIT c1");
+    redisReply *last = au->element[au->elements - 1];
+    cr_assert(strstr(fs(last, "note"), "shipped after it was cancelled"),
+              "audit note: %s", fs(last, "note"));
+    cr_assert_str_eq(fs(last, "from"), "cancelled");
     expect("-NOTFOUND", "OUTBOUND nope OPERATOR wang");
     expect("-ERR wrong number of arguments", "OUTBOUND");
     finish();
@@ -1175,7 +1184,6 @@ Test(cmd, deliver)
     start();
     push_ok("PUSH d1 normal APPROVED");
     push_ok("PUSH d2 normal APPROVED");
-    expect("-BADSTATE order d1 is queued", "DELIVER d1");
     push_ok("OUTBOUND d1 OPERATOR wang");
     push_ok("DELIVER d1 AT 1895637600000 RAW {\"signed\":\"zhang\"}");
     redisReply *g = get("d1");
@@ -1187,6 +1195,19 @@ Test(cmd, deliver)
     expect("+ALREADY", "OUTBOUND d1 OPERATOR wang");
     expect("-BADSTATE order d1 is delivered, cannot cancel", "CANCEL d1");
     expect("-BADARG", "DELIVER d2 AT yesterday");
+    /* A delivery before the outbound implies it: two entries. */
+    push_ok("DELIVER d2 RAW {\"signed\":\"li\"}");
+    cr_assert_str_eq(state("d2"), "delivered");
+    redisReply *au = R("AUDIT d2");
+    cr_assert_geq(au->elements, 3);
+    redisReply *ob = au->element[au->elements - 2],
+               *dv = au->element[au->elements - 1];
+    cr_assert_str_eq(fs(ob, "action"), "outbound");
+    cr_assert_str_eq(fs(ob, "from"), "queued");
+    cr_assert_str_eq(fs(ob, "to"), "shipped");
+    cr_assert_str_eq(fs(dv, "action"), "deliver");
+    cr_assert_str_eq(fs(dv, "from"), "shipped");
+    cr_assert_str_eq(fs(dv, "to"), "delivered");
     expect("-NOTFOUND", "DELIVER nope");
     expect("-ERR wrong number of arguments", "DELIVER");
     finish();
@@ -1374,6 +1395,7 @@ static const char *const stat_keys[] = {
     "shipped",
     "delivered",
     "cancelled",
+    "picked",
     "queued_asn",
     "queued_rush4h",
     "queued_rush24h",
@@ -1389,6 +1411,10 @@ static const char *const stat_keys[] = {
     "lease_expiries",
     "escalations",
     "queue_jumps",
+    "picked_reports",
+    "unconfirmed",
+    "outbounds_anomalous",
+    "lease_revocations",
     "mean_pick_ms",
     "warehouses",
     "connected_clients",
@@ -1671,7 +1697,9 @@ Test(cmd, errors_never_close_the_connection)
     expect("-BADARG", "PUSH x1 urgent");
     push_ok("PUSH x1 normal");
     expect("-EXISTS", "PUSH x1 rush4h");
-    expect("-BADSTATE", "OUTBOUND x1 OPERATOR wang");
+    push_ok("PUSH x2 normal");
+    push_ok("CANCEL x2");
+    expect("-BADSTATE", "APPROVE x2");
     push_ok("APPROVE x1");
     redisReply *n = R("NEXT main");
     cr_assert(n->type == REDIS_REPLY_ARRAY);
@@ -1936,6 +1964,13 @@ Test(cmd, subscribe_events)
     contains(r->element[2]->str, "\"type\":\"outbound_unleased\"",
              "outbound event");
     contains(r->element[2]->str, "\"order\":\"ev-n\"", "outbound event");
+    /* ... and the anomaly: it was never picked. */
+    r = NULL;
+    cr_assert(redisGetReply(s, (void **)&r) == REDIS_OK);
+    keepr(r);
+    contains(r->element[2]->str, "\"type\":\"anomaly\"", "anomaly event");
+    contains(r->element[2]->str, "shipped without being picked",
+             "anomaly event");
     expect_on(s, "-BADARG unknown channel", "SUBSCRIBE other");
     redisFree(s);
     finish();

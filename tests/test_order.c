@@ -247,12 +247,13 @@ check_words(const struct words *w)
 Test(order, enum_names_round_trip)
 {
     static const char *const cls[] = {"asn", "rush4h", "rush24h", "normal"};
-    static const char *const st[] = {"new",      "held",    "queued",
-                                     "picking",  "shipped", "delivered",
-                                     "cancelled"};
+    static const char *const st[] = {"new",       "held",    "queued",
+                                     "picking",   "shipped", "delivered",
+                                     "cancelled", "picked"};
     static const char *const act[] = {
-        "push",   "approve",  "hold",    "next",   "touch",  "release",
-        "expire", "outbound", "deliver", "cancel", "reprio", "escalate"};
+        "push",    "approve",  "hold",     "next",    "touch",
+        "release", "expire",   "outbound", "deliver", "cancel",
+        "reprio",  "escalate", "picked"};
     static const char *const src[] = {"dealer", "asn", "ecommerce",
                                       "aftersales"};
     static const char *const ful[] = {"stock", "to_drawing", "vmi", "jit"};
@@ -269,6 +270,23 @@ Test(order, enum_names_round_trip)
     cr_assert_lt(CLASS_ASN, CLASS_RUSH4H);
     cr_assert_lt(CLASS_RUSH4H, CLASS_RUSH24H);
     cr_assert_lt(CLASS_RUSH24H, CLASS_NORMAL);
+    /* States and actions are stored by number: these never change. */
+    cr_assert_eq(STATE_NEW, 0);
+    cr_assert_eq(STATE_PICKING, 3);
+    cr_assert_eq(STATE_SHIPPED, 4);
+    cr_assert_eq(STATE_CANCELLED, 6);
+    cr_assert_eq(STATE_PICKED, 7);
+    cr_assert_eq(ACTION_ESCALATE, 11);
+    cr_assert_eq(ACTION_PICKED, 12);
+}
+
+Test(order, finished_states)
+{
+    for (int s = 0; s < STATE_COUNT; s++) {
+        bool want =
+            s == STATE_SHIPPED || s == STATE_DELIVERED || s == STATE_CANCELLED;
+        cr_assert_eq(order_state_finished(s), want, "%s", order_state_name(s));
+    }
 }
 
 Test(order, risk_parse_and_format)
@@ -307,7 +325,10 @@ Test(order, risk_parse_and_format)
 /* ------------------------------------------------------------ state machine */
 
 /* The legal transitions, written out from DESIGN.md's diagram and the
-   comments of enum order_action, independently of order.c's table. */
+   comments of enum order_action, independently of order.c's table.  The
+   WMS is the truth: an outbound lands from every state but shipped and
+   delivered; a picked order cannot be cancelled (the goods are off the
+   shelf) nor go back to the queue. */
 static const struct {
     int from, action, to;
 } legal[] = {
@@ -331,6 +352,12 @@ static const struct {
     {STATE_QUEUED, ACTION_REPRIO, STATE_QUEUED},
     {STATE_PICKING, ACTION_REPRIO, STATE_PICKING},
     {STATE_QUEUED, ACTION_ESCALATE, STATE_QUEUED},
+    {STATE_NEW, ACTION_OUTBOUND, STATE_SHIPPED},
+    {STATE_HELD, ACTION_OUTBOUND, STATE_SHIPPED},
+    {STATE_CANCELLED, ACTION_OUTBOUND, STATE_SHIPPED},
+    {STATE_PICKING, ACTION_PICKED, STATE_PICKED},
+    {STATE_PICKED, ACTION_OUTBOUND, STATE_SHIPPED},
+    {STATE_PICKED, ACTION_REPRIO, STATE_PICKED},
 };
 
 Test(order, transition_table_every_pair)

@@ -2,7 +2,10 @@
  * test_pickq.c — the pick queue: a unit test for every operation, then a
  * seeded randomized model test (>= 200,000 operations) against a plain
  * reference model: an array of orders with their expected state and key,
- * sorted with qsort per warehouse when it changed.
+ * sorted with qsort per warehouse when it changed.  The model knows the
+ * picked state and its confirm timeout, outbounds from every state (what
+ * pickq must report as odd, and which leases are revoked) and deliveries
+ * that imply the outbound.
  *
  * The model test's seed comes from PICKQ_SEED when set (to replay a
  * failure), otherwise from the clock; every assertion message names it.
@@ -445,7 +448,7 @@ Test(pickq, cancel_from_every_state)
     struct order *got;
     cr_assert_eq(pickq_next(q, "SH01", "p", 0, T0, &got), PICKQ_OK);
     cr_assert_eq(got, p);
-    cr_assert_eq(pickq_outbound(q, s, "op", T0, T0), PICKQ_OK);
+    cr_assert_eq(pickq_outbound(q, s, "op", T0, T0, NULL), PICKQ_OK);
     cr_assert_eq(pickq_next_timer(q), T0 + 300000);
 
     struct order *all[] = {n, h, qd, p};
@@ -574,7 +577,7 @@ Test(pickq, reprio_both_ways)
     cr_assert_eq(j.order, nw, "the jump comes when it enters");
     cr_assert_eq(j.displaced, 5);
 
-    cr_assert_eq(pickq_outbound(q, nw, "op", T0, T0), PICKQ_OK);
+    cr_assert_eq(pickq_outbound(q, nw, "op", T0, T0, NULL), PICKQ_OK);
     cr_assert_eq(pickq_reprio(q, nw, CLASS_ASN, 0, T0, &j, NULL, 0),
                  PICKQ_BADSTATE);
     struct pickq_stats st;
@@ -639,7 +642,7 @@ Test(pickq, reprio_deadline_window)
     cr_assert_str_eq(err, "order A: asn order needs attribute asn_number");
 
     /* Not a reprio-able state: BADSTATE, also with a message. */
-    cr_assert_eq(pickq_outbound(q, a, "op", now, now), PICKQ_OK);
+    cr_assert_eq(pickq_outbound(q, a, "op", now, now, NULL), PICKQ_OK);
     cr_assert_eq(
         pickq_reprio(q, a, CLASS_NORMAL, Y9999, now, &j, err, sizeof(err)),
         PICKQ_BADSTATE);
@@ -767,7 +770,7 @@ Test(pickq, tick_expires_leases)
 {
     struct pickq *q = new_q();
     struct tick_log log = {0};
-    struct pickq_tick_cb cb = {on_expired, on_escalated, &log};
+    struct pickq_tick_cb cb = {on_expired, on_escalated, NULL, &log};
     struct order *a = push(q, "A", "SH01", CLASS_ASN, T0 + 9 * HOUR, true, T0);
     push(q, "B", "SH01", CLASS_ASN, T0 + 9 * HOUR, true, T0);
     struct order *o;
@@ -794,7 +797,7 @@ Test(pickq, tick_escalates_step_by_step)
 {
     struct pickq *q = new_q();
     struct tick_log log = {0};
-    struct pickq_tick_cb cb = {on_expired, on_escalated, &log};
+    struct pickq_tick_cb cb = {on_expired, on_escalated, NULL, &log};
     struct order *n =
         push(q, "N", "SH01", CLASS_NORMAL, T0 + 30 * HOUR, true, T0);
     push(q, "R", "SH01", CLASS_RUSH24H, T0 + 40 * HOUR, true, T0);
@@ -857,7 +860,7 @@ Test(pickq, escalation_due_while_picking_fires_after_expiry)
 {
     struct pickq *q = new_q();
     struct tick_log log = {0};
-    struct pickq_tick_cb cb = {on_expired, on_escalated, &log};
+    struct pickq_tick_cb cb = {on_expired, on_escalated, NULL, &log};
     struct order *n =
         push(q, "N", "SH01", CLASS_NORMAL, T0 + 30 * HOUR, true, T0);
     struct order *o;
@@ -890,17 +893,18 @@ Test(pickq, outbound_from_queued_and_picking)
     struct order *n =
         push(q, "N", "SH01", CLASS_RUSH4H, T0 + 3 * HOUR, false, T0);
     struct order *o;
-    cr_assert_eq(pickq_outbound(q, n, "op", T0, T0), PICKQ_BADSTATE);
 
     /* Unleased: straight from the queue. */
-    cr_assert_eq(pickq_outbound(q, b, "wms-7", T0 + 50, T0 + 60), PICKQ_OK);
+    cr_assert_eq(pickq_outbound(q, b, "wms-7", T0 + 50, T0 + 60, NULL),
+                 PICKQ_OK);
     cr_assert_eq(b->state, STATE_SHIPPED);
     cr_assert(!b->outbound_leased);
     cr_assert_eq(b->outbound_at, T0 + 50);
     cr_assert_eq(b->updated, T0 + 60);
     cr_assert_str_eq(b->operator_, "wms-7");
     cr_assert_str_eq(queue_ids(q, "SH01"), "A C");
-    cr_assert_eq(pickq_outbound(q, b, "wms-7", T0 + 50, T0 + 70), PICKQ_SAME);
+    cr_assert_eq(pickq_outbound(q, b, "wms-7", T0 + 50, T0 + 70, NULL),
+                 PICKQ_SAME);
     cr_assert_eq(b->updated, T0 + 60);
 
     /* Leased: the pick duration is measured. */
@@ -909,9 +913,10 @@ Test(pickq, outbound_from_queued_and_picking)
     char longname[ORDER_NAME_MAX + 2];
     memset(longname, 'o', sizeof(longname) - 1);
     longname[sizeof(longname) - 1] = '\0';
-    cr_assert_eq(pickq_outbound(q, a, longname, T0, T0), PICKQ_BADARG);
+    cr_assert_eq(pickq_outbound(q, a, longname, T0, T0, NULL), PICKQ_BADARG);
     cr_assert_eq(a->state, STATE_PICKING);
-    cr_assert_eq(pickq_outbound(q, a, NULL, T0 + 90000, T0 + 90000), PICKQ_OK);
+    cr_assert_eq(pickq_outbound(q, a, NULL, T0 + 90000, T0 + 90000, NULL),
+                 PICKQ_OK);
     cr_assert(a->outbound_leased);
     cr_assert_eq(pickq_next_timer(q), T0 + 150 * MIN, "lease timer gone");
     struct pickq_stats st;
@@ -919,7 +924,7 @@ Test(pickq, outbound_from_queued_and_picking)
     cr_assert_eq(st.mean_pick_ms, 90000, "first sample replaces default");
     cr_assert_eq(pickq_next(q, "SH01", "p", 0, T0 + 100000, &o), PICKQ_OK);
     cr_assert_eq(o, c);
-    cr_assert_eq(pickq_outbound(q, c, "op", T0 + 270000, T0 + 270000),
+    cr_assert_eq(pickq_outbound(q, c, "p", T0 + 270000, T0 + 270000, NULL),
                  PICKQ_OK);
     pickq_stats(q, "SH01", &st);
     cr_assert_eq(st.mean_pick_ms, 90000 + (170000 - 90000) / 8);
@@ -930,16 +935,372 @@ Test(pickq, outbound_from_queued_and_picking)
     cr_assert_eq(st.by_state[STATE_SHIPPED], 3);
 
     /* Deliver. */
-    cr_assert_eq(pickq_deliver(q, n, T0, T0), PICKQ_BADSTATE);
-    cr_assert_eq(pickq_deliver(q, b, T0 + HOUR, T0 + HOUR + 5), PICKQ_OK);
+    cr_assert_eq(n->state, STATE_NEW);
+    cr_assert_eq(pickq_deliver(q, b, NULL, T0 + HOUR, T0 + HOUR + 5, NULL),
+                 PICKQ_OK);
     cr_assert_eq(b->state, STATE_DELIVERED);
     cr_assert_eq(b->delivered_at, T0 + HOUR);
     cr_assert_eq(b->updated, T0 + HOUR + 5);
-    cr_assert_eq(pickq_deliver(q, b, T0 + HOUR, T0 + HOUR + 9), PICKQ_SAME);
-    cr_assert_eq(pickq_outbound(q, b, "op", T0, T0), PICKQ_SAME);
+    cr_assert_eq(pickq_deliver(q, b, NULL, T0 + HOUR, T0 + HOUR + 9, NULL),
+                 PICKQ_SAME);
+    cr_assert_eq(pickq_outbound(q, b, "op", T0, T0, NULL), PICKQ_SAME);
     cr_assert_eq(pickq_cancel(q, b, T0), PICKQ_BADSTATE);
     pickq_stats(q, NULL, &st);
     cr_assert_eq(st.deliveries, 1);
+    pickq_free(q);
+}
+
+static void collect(void *ctx, struct order *o);
+
+/* Every state an outbound can meet, and what the info says of each. */
+Test(pickq, outbound_from_every_state)
+{
+    struct pickq *q = new_q();
+    int64_t dl = T0 + 90 * HOUR;
+    struct order *n = push(q, "N", "SH01", CLASS_NORMAL, dl, false, T0);
+    struct order *h = push(q, "H", "SH01", CLASS_NORMAL, dl, false, T0);
+    struct order *qd = push(q, "Q", "SH01", CLASS_NORMAL, dl, true, T0);
+    struct order *c = push(q, "C", "SH01", CLASS_NORMAL, dl, true, T0);
+    struct order *p = push(q, "P", "SH01", CLASS_ASN, dl, true, T0);
+    struct order *r = push(q, "R", "SH01", CLASS_ASN, dl, true, T0);
+    struct order *k = push(q, "K", "SH01", CLASS_ASN, dl, true, T0);
+    struct order *got;
+    cr_assert_eq(pickq_hold(q, h, T0), PICKQ_OK);
+    cr_assert_eq(pickq_cancel(q, c, T0 + 1), PICKQ_OK);
+    cr_assert_eq(pickq_next(q, "SH01", "wang", 0, T0, &got), PICKQ_OK);
+    cr_assert_eq(got, p);
+    cr_assert_eq(pickq_next(q, "SH01", "li", 0, T0, &got), PICKQ_OK);
+    cr_assert_eq(got, r);
+    cr_assert_eq(pickq_next(q, "SH01", "zhao", 0, T0, &got), PICKQ_OK);
+    cr_assert_eq(got, k);
+    cr_assert_eq(pickq_picked(q, k, k->lease, T0 + MIN), PICKQ_OK);
+    uint64_t r_lease = r->lease;
+
+    static const struct {
+        const char *id, *op;
+        int from;
+        bool anomaly, revoked, leased;
+        const char *why;
+    } cases[] = {
+        {"N", "wms", STATE_NEW, true, false, false,
+         "shipped before it was approved"},
+        {"H", "wms", STATE_HELD, true, false, false, "shipped while on hold"},
+        {"Q", "wms", STATE_QUEUED, true, false, false,
+         "shipped without being picked"},
+        {"C", "wms", STATE_CANCELLED, true, false, false,
+         "shipped after it was cancelled"},
+        {"P", "wang", STATE_PICKING, false, false, true, ""},
+        {"R", "wang", STATE_PICKING, true, true, true,
+         "shipped by another picker than the lease holder"},
+        {"K", "dock-3", STATE_PICKED, false, false, true, ""},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct order *o = pickq_get(q, cases[i].id, strlen(cases[i].id));
+        struct pickq_outbound_info info;
+        memset(&info, 0xa5, sizeof(info));
+        int64_t at = T0 + 2 * MIN + (int64_t)i;
+        cr_assert_eq(pickq_outbound(q, o, cases[i].op, at, at + 5, &info),
+                     PICKQ_OK, "%s", o->id);
+        cr_assert_eq(o->state, STATE_SHIPPED, "%s", o->id);
+        cr_assert_eq(o->outbound_at, at);
+        cr_assert_eq(o->updated, at + 5);
+        cr_assert_str_eq(o->operator_, cases[i].op);
+        cr_assert_eq(o->outbound_leased, cases[i].leased, "%s", o->id);
+        cr_assert_eq(info.from, cases[i].from, "%s", o->id);
+        cr_assert_eq(info.implied, false);
+        cr_assert_eq(info.anomaly, cases[i].anomaly, "%s", o->id);
+        cr_assert_str_eq(info.why, cases[i].why, "%s", o->id);
+        cr_assert_eq(info.revoked, cases[i].revoked, "%s", o->id);
+        if (cases[i].revoked) {
+            cr_assert_eq(info.revoked_lease, r_lease);
+            cr_assert_str_eq(info.revoked_picker, "li");
+        } else {
+            cr_assert_eq(info.revoked_lease, 0);
+            cr_assert_str_empty(info.revoked_picker);
+        }
+        /* A repeat changes nothing and says where it stands. */
+        cr_assert_eq(pickq_outbound(q, o, "x", at + 9, at + 9, &info),
+                     PICKQ_SAME);
+        cr_assert_eq(info.from, STATE_SHIPPED);
+        cr_assert(!info.anomaly && !info.revoked);
+        cr_assert_str_eq(info.why, "");
+        cr_assert_eq(o->updated, at + 5);
+        cr_assert_str_eq(o->operator_, cases[i].op);
+    }
+    (void)n;
+    (void)qd;
+
+    /* The revoked lease is stale for everything the picker may say. */
+    cr_assert_eq(pickq_touch(q, r, r_lease, 0, T0 + 3 * MIN), PICKQ_LEASE);
+    cr_assert_eq(pickq_release(q, r, r_lease, T0 + 3 * MIN), PICKQ_LEASE);
+    cr_assert_eq(pickq_picked(q, r, r_lease, T0 + 3 * MIN), PICKQ_LEASE);
+    cr_assert_eq(r->state, STATE_SHIPPED);
+
+    cr_assert_str_eq(queue_ids(q, "SH01"), "");
+    cr_assert_eq(pickq_next_timer(q), INT64_MAX, "no timer left");
+    cr_assert_eq(pickq_tick(q, T0 + 99 * HOUR, NULL), 0);
+    struct pickq_stats st;
+    pickq_stats(q, NULL, &st);
+    cr_assert_eq(st.outbounds, 7);
+    cr_assert_eq(st.outbounds_unleased, 4);
+    cr_assert_eq(st.outbounds_anomalous, 5);
+    cr_assert_eq(st.revocations, 1);
+    cr_assert_eq(st.cancels, 1, "the cancel happened");
+    cr_assert_eq(st.by_state[STATE_SHIPPED], 7);
+    cr_assert_eq(st.by_state[STATE_CANCELLED], 0);
+    cr_assert_eq(st.by_state[STATE_PICKED], 0);
+    /* K's pick ended at PICKED (1 min), P's at its outbound (2 min 4 ms);
+       the revoked one and the outbound of the picked one are not picks. */
+    cr_assert_eq(st.mean_pick_ms, MIN + (MIN + 4) / 8);
+
+    /* The cancelled one moved to the young end of the finished list. */
+    char seen[64] = "";
+    cr_assert_eq(pickq_forget_finished(q, T0 + 2 * MIN + 8, collect, seen), 3);
+    cr_assert_str_eq(seen, "N H Q ");
+    cr_assert_eq(pickq_forget_finished(q, T0 + 2 * MIN + 9, collect, seen), 1);
+    cr_assert_str_eq(seen, "N H Q C ");
+    pickq_free(q);
+}
+
+Test(pickq, outbound_revokes_only_between_named_pickers)
+{
+    struct pickq *q = new_q();
+    int64_t dl = T0 + 90 * HOUR;
+    struct order *a = push(q, "A", "SH01", CLASS_NORMAL, dl, true, T0);
+    struct order *b = push(q, "B", "SH01", CLASS_NORMAL, dl, true, T0);
+    struct order *got;
+    struct pickq_outbound_info info;
+    /* An anonymous lease: who shipped it cannot be told apart. */
+    cr_assert_eq(pickq_next(q, "SH01", NULL, 0, T0, &got), PICKQ_OK);
+    cr_assert_eq(got, a);
+    cr_assert_eq(pickq_outbound(q, a, "wang", T0 + 1, T0 + 1, &info), PICKQ_OK);
+    cr_assert(!info.revoked && !info.anomaly);
+    /* An outbound naming nobody does not revoke either. */
+    cr_assert_eq(pickq_next(q, "SH01", "li", 0, T0, &got), PICKQ_OK);
+    cr_assert_eq(got, b);
+    cr_assert_eq(pickq_outbound(q, b, "", T0 + 2, T0 + 2, &info), PICKQ_OK);
+    cr_assert(!info.revoked && !info.anomaly);
+    pickq_free(q);
+}
+
+Test(pickq, picked_ends_the_lease_and_the_pick)
+{
+    struct pickq *q = new_q();
+    int64_t dl = T0 + 90 * HOUR;
+    struct order *a = push(q, "A", "SH01", CLASS_ASN, dl, true, T0);
+    struct order *b = push(q, "B", "SH01", CLASS_NORMAL, dl, true, T0);
+    struct order *got;
+    cr_assert_eq(pickq_picked(q, a, 0, T0), PICKQ_LEASE, "queued");
+    cr_assert_eq(pickq_next(q, "SH01", "wang", 0, T0, &got), PICKQ_OK);
+    cr_assert_eq(got, a);
+    uint64_t lease = a->lease;
+    cr_assert_eq(pickq_picked(q, a, lease + 1, T0 + MIN), PICKQ_LEASE);
+    cr_assert_eq(a->state, STATE_PICKING);
+    cr_assert_eq(pickq_picked(q, a, lease, T0 + 2 * MIN), PICKQ_OK);
+    cr_assert_eq(a->state, STATE_PICKED);
+    cr_assert_eq(a->pick_done_at, T0 + 2 * MIN);
+    cr_assert_eq(a->updated, T0 + 2 * MIN);
+    cr_assert(!a->unconfirmed_fired);
+    cr_assert_eq(a->lease, lease, "kept: a repeat is recognised");
+    cr_assert_str_eq(a->picker, "wang");
+    cr_assert_eq(pickq_picked(q, a, lease, T0 + 3 * MIN), PICKQ_SAME);
+    cr_assert_eq(a->pick_done_at, T0 + 2 * MIN);
+    cr_assert_eq(a->updated, T0 + 2 * MIN);
+    cr_assert_eq(pickq_picked(q, a, lease + 1, T0 + 3 * MIN), PICKQ_LEASE);
+
+    /* The lease timer is gone; the confirm timer (30 min) replaces it. */
+    cr_assert_eq(pickq_next_timer(q), T0 + 32 * MIN);
+    cr_assert_eq(pickq_touch(q, a, lease, 0, T0 + 3 * MIN), PICKQ_LEASE);
+    cr_assert_eq(pickq_release(q, a, lease, T0 + 3 * MIN), PICKQ_LEASE);
+    cr_assert_eq(pickq_tick(q, T0 + 20 * MIN, NULL), 0, "no expiry");
+    cr_assert_eq(a->state, STATE_PICKED);
+    cr_assert_eq(pickq_next(q, "SH01", "li", 0, T0 + 21 * MIN, &got), PICKQ_OK);
+    cr_assert_eq(got, b, "never handed out again");
+    cr_assert_eq(pickq_next(q, "SH01", "li", 0, T0 + 21 * MIN, &got),
+                 PICKQ_EMPTY);
+
+    /* Physically picked: no cancel, no hold, no approve; reprio is data. */
+    cr_assert_eq(pickq_cancel(q, a, T0), PICKQ_BADSTATE);
+    cr_assert_eq(pickq_hold(q, a, T0), PICKQ_BADSTATE);
+    cr_assert_eq(pickq_approve(q, a, T0, NULL), PICKQ_BADSTATE);
+    cr_assert_eq(
+        pickq_reprio(q, a, CLASS_ASN, dl + HOUR, T0 + 22 * MIN, NULL, NULL, 0),
+        PICKQ_OK);
+    cr_assert_eq(a->state, STATE_PICKED);
+    cr_assert_eq(a->deadline, dl + HOUR);
+    cr_assert_eq(pickq_position(q, a, NULL, NULL), PICKQ_BADSTATE);
+
+    struct pickq_stats st;
+    pickq_stats(q, "SH01", &st);
+    cr_assert_eq(st.picked, 1);
+    cr_assert_eq(st.by_state[STATE_PICKED], 1);
+    cr_assert_eq(st.by_state[STATE_PICKING], 1);
+    cr_assert_eq(st.mean_pick_ms, 2 * MIN, "the pick ended at PICKED");
+
+    /* The outbound, much later, does not measure the pick again and
+       removes the confirm timer. */
+    struct pickq_outbound_info info;
+    cr_assert_eq(
+        pickq_outbound(q, a, "dock", T0 + 25 * MIN, T0 + 25 * MIN, &info),
+        PICKQ_OK);
+    cr_assert_eq(info.from, STATE_PICKED);
+    cr_assert(!info.anomaly);
+    cr_assert(a->outbound_leased);
+    pickq_stats(q, "SH01", &st);
+    cr_assert_eq(st.mean_pick_ms, 2 * MIN);
+    cr_assert_eq(st.outbounds_unleased, 0);
+    cr_assert_eq(pickq_next_timer(q), b->lease_expires);
+    cr_assert_eq(pickq_picked(q, a, lease, T0 + 26 * MIN), PICKQ_LEASE,
+                 "shipped: the lease is history");
+    pickq_free(q);
+}
+
+struct unconf_log {
+    int n;
+    char text[256];
+};
+
+static void
+on_unconfirmed(void *ctx, struct order *o)
+{
+    struct unconf_log *l = ctx;
+    l->n++;
+    cr_assert_eq(o->state, STATE_PICKED);
+    cr_assert(o->unconfirmed_fired);
+    strcat(l->text, o->id);
+    strcat(l->text, " ");
+}
+
+Test(pickq, confirm_timeout_fires_once)
+{
+    struct pickq_config cfg;
+    pickq_config_default(&cfg);
+    cr_assert_eq(cfg.confirm_timeout_ms, 30 * MIN);
+    cfg.confirm_timeout_ms = 10 * MIN;
+    cfg.lease_ms = HOUR;
+    struct pickq *q = pickq_new(&cfg);
+    int64_t dl = T0 + 90 * HOUR;
+    struct order *a = push(q, "A", "SH01", CLASS_ASN, dl, true, T0);
+    struct order *b = push(q, "B", "SH01", CLASS_ASN, dl, true, T0);
+    struct order *got;
+    cr_assert_eq(pickq_next(q, "SH01", "p", 0, T0, &got), PICKQ_OK);
+    cr_assert_eq(pickq_next(q, "SH01", "p", 0, T0, &got), PICKQ_OK);
+    cr_assert_eq(pickq_picked(q, a, a->lease, T0 + MIN), PICKQ_OK);
+    cr_assert_eq(pickq_picked(q, b, b->lease, T0 + 2 * MIN), PICKQ_OK);
+    cr_assert_eq(pickq_next_timer(q), T0 + 11 * MIN);
+
+    struct unconf_log log = {0};
+    struct pickq_tick_cb cb = {NULL, NULL, on_unconfirmed, &log};
+    cr_assert_eq(pickq_tick(q, T0 + 11 * MIN - 1, &cb), 0);
+    cr_assert_eq(pickq_tick(q, T0 + 11 * MIN, &cb), 1);
+    cr_assert_str_eq(log.text, "A ");
+    cr_assert_eq(a->state, STATE_PICKED, "it stays picked");
+    cr_assert(a->unconfirmed_fired);
+    cr_assert_eq(a->updated, T0 + MIN, "not a transition");
+    cr_assert_eq(pickq_next_timer(q), T0 + 12 * MIN);
+    /* B is confirmed in time: its timer goes with it. */
+    cr_assert_eq(pickq_outbound(q, b, "p", T0 + 11 * MIN, T0 + 11 * MIN, NULL),
+                 PICKQ_OK);
+    cr_assert_eq(pickq_next_timer(q), INT64_MAX);
+    cr_assert_eq(pickq_tick(q, T0 + 99 * HOUR, &cb), 0, "fires once");
+    cr_assert_eq(log.n, 1);
+    struct pickq_stats st;
+    pickq_stats(q, NULL, &st);
+    cr_assert_eq(st.unconfirmed, 1);
+    /* A fired order ships like any picked one. */
+    cr_assert_eq(pickq_outbound(q, a, "p", T0 + HOUR, T0 + HOUR, NULL),
+                 PICKQ_OK);
+    pickq_free(q);
+
+    /* 0 disables. */
+    cfg.confirm_timeout_ms = 0;
+    q = pickq_new(&cfg);
+    a = push(q, "A", "SH01", CLASS_ASN, dl, true, T0);
+    cr_assert_eq(pickq_next(q, "SH01", "p", 0, T0, &got), PICKQ_OK);
+    cr_assert_eq(pickq_picked(q, a, a->lease, T0 + MIN), PICKQ_OK);
+    cr_assert_eq(pickq_next_timer(q), INT64_MAX);
+    cr_assert_eq(pickq_tick(q, T0 + 99 * HOUR, &cb), 0);
+    pickq_free(q);
+}
+
+Test(pickq, deliver_implies_the_outbound)
+{
+    struct pickq *q = new_q();
+    int64_t dl = T0 + 90 * HOUR;
+    struct order *n = push(q, "N", "SH01", CLASS_NORMAL, dl, false, T0);
+    struct order *h = push(q, "H", "SH01", CLASS_NORMAL, dl, false, T0);
+    struct order *qd = push(q, "Q", "SH01", CLASS_NORMAL, dl, true, T0);
+    struct order *c = push(q, "C", "SH01", CLASS_NORMAL, dl, true, T0);
+    struct order *p = push(q, "P", "SH01", CLASS_ASN, dl, true, T0);
+    struct order *r = push(q, "R", "SH01", CLASS_ASN, dl, true, T0);
+    struct order *k = push(q, "K", "SH01", CLASS_ASN, dl, true, T0);
+    struct order *s = push(q, "S", "SH01", CLASS_NORMAL, dl, true, T0);
+    struct order *got;
+    struct pickq_outbound_info info;
+    cr_assert_eq(pickq_hold(q, h, T0), PICKQ_OK);
+    cr_assert_eq(pickq_cancel(q, c, T0), PICKQ_OK);
+    cr_assert_eq(pickq_next(q, "SH01", "wang", 0, T0, &got), PICKQ_OK);
+    cr_assert_eq(got, p);
+    cr_assert_eq(pickq_next(q, "SH01", "li", 0, T0, &got), PICKQ_OK);
+    cr_assert_eq(got, r);
+    cr_assert_eq(pickq_next(q, "SH01", "zhao", 0, T0, &got), PICKQ_OK);
+    cr_assert_eq(got, k);
+    cr_assert_eq(pickq_picked(q, k, k->lease, T0 + MIN), PICKQ_OK);
+    cr_assert_eq(pickq_outbound(q, s, "wms", T0 + 2, T0 + 2, NULL), PICKQ_OK);
+
+    char longname[ORDER_NAME_MAX + 2];
+    memset(longname, 'o', sizeof(longname) - 1);
+    longname[sizeof(longname) - 1] = '\0';
+    cr_assert_eq(pickq_deliver(q, p, longname, T0, T0, &info), PICKQ_BADARG);
+    cr_assert_eq(p->state, STATE_PICKING, "nothing changed");
+
+    static const struct {
+        const char *id, *op;
+        int from;
+        bool implied, anomaly, revoked;
+    } cases[] = {
+        {"N", NULL, STATE_NEW, true, true, false},
+        {"H", NULL, STATE_HELD, true, true, false},
+        {"Q", "", STATE_QUEUED, true, true, false},
+        {"C", NULL, STATE_CANCELLED, true, true, false},
+        {"P", NULL, STATE_PICKING, true, false, false},
+        {"R", "carrier-9", STATE_PICKING, true, true, true},
+        {"K", NULL, STATE_PICKED, true, false, false},
+        {"S", "carrier-9", STATE_SHIPPED, false, false, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct order *o = pickq_get(q, cases[i].id, strlen(cases[i].id));
+        int64_t at = T0 + HOUR + (int64_t)i;
+        cr_assert_eq(pickq_deliver(q, o, cases[i].op, at, at + 7, &info),
+                     PICKQ_OK, "%s", o->id);
+        cr_assert_eq(o->state, STATE_DELIVERED);
+        cr_assert_eq(o->delivered_at, at);
+        cr_assert_eq(o->updated, at + 7);
+        cr_assert_eq(info.from, cases[i].from, "%s", o->id);
+        cr_assert_eq(info.implied, cases[i].implied, "%s", o->id);
+        cr_assert_eq(info.anomaly, cases[i].anomaly, "%s", o->id);
+        cr_assert_eq(info.revoked, cases[i].revoked, "%s", o->id);
+        if (cases[i].implied) {
+            cr_assert_eq(o->outbound_at, at, "%s", o->id);
+            cr_assert_str_eq(o->operator_, cases[i].op ? cases[i].op : "");
+        } else {
+            cr_assert_eq(o->outbound_at, T0 + 2, "the real outbound kept");
+            cr_assert_str_eq(o->operator_, "wms");
+        }
+        cr_assert_eq(pickq_deliver(q, o, NULL, at, at + 9, &info), PICKQ_SAME);
+        cr_assert_eq(info.from, STATE_DELIVERED);
+        cr_assert(!info.implied);
+    }
+    (void)n;
+    (void)qd;
+    cr_assert_eq(pickq_next_timer(q), INT64_MAX);
+    struct pickq_stats st;
+    pickq_stats(q, NULL, &st);
+    cr_assert_eq(st.deliveries, 8);
+    cr_assert_eq(st.outbounds, 8);
+    cr_assert_eq(st.outbounds_anomalous, 6, "S left the queue unpicked too");
+    cr_assert_eq(st.revocations, 1);
+    cr_assert_eq(st.by_state[STATE_DELIVERED], 8);
     pickq_free(q);
 }
 
@@ -1186,10 +1547,10 @@ Test(pickq, forget_finished_in_finishing_order)
         push(q, "B", "SH01", CLASS_NORMAL, T0 + 90 * HOUR, false, T0);
     struct order *c =
         push(q, "C", "SH01", CLASS_NORMAL, T0 + 90 * HOUR, true, T0);
-    cr_assert_eq(pickq_outbound(q, a, "op", T0 + 1, T0 + 1), PICKQ_OK);
+    cr_assert_eq(pickq_outbound(q, a, "op", T0 + 1, T0 + 1, NULL), PICKQ_OK);
     cr_assert_eq(pickq_cancel(q, b, T0 + 2), PICKQ_OK);
-    cr_assert_eq(pickq_outbound(q, c, "op", T0 + 3, T0 + 3), PICKQ_OK);
-    cr_assert_eq(pickq_deliver(q, a, T0 + 4, T0 + 4), PICKQ_OK);
+    cr_assert_eq(pickq_outbound(q, c, "op", T0 + 3, T0 + 3, NULL), PICKQ_OK);
+    cr_assert_eq(pickq_deliver(q, a, NULL, T0 + 4, T0 + 4, NULL), PICKQ_OK);
     char seen[64] = "";
     cr_assert_eq(pickq_forget_finished(q, T0 + 2, collect, seen), 0);
     cr_assert_eq(pickq_forget_finished(q, T0 + 4, collect, seen), 2);
@@ -1279,7 +1640,7 @@ Test(pickq, restore_rebuilds_queues_timers_and_counters)
     /* The escalation E7 missed while down, then the lease that expired. */
     cr_assert_eq(pickq_next_timer(q), T0 - HOUR);
     struct tick_log log = {0};
-    struct pickq_tick_cb cb = {on_expired, on_escalated, &log};
+    struct pickq_tick_cb cb = {on_expired, on_escalated, NULL, &log};
     cr_assert_eq(pickq_tick(q, T0 - 1001, &cb), 1);
     cr_assert_str_eq(log.text, "U:E7:rush24h>rush4h ");
     cr_assert_eq(pickq_next_timer(q), T0 - 1000);
@@ -1392,6 +1753,54 @@ Test(pickq, restore_ignores_deadline_window)
     pickq_free(q);
 }
 
+Test(pickq, restore_rearms_confirm_timers)
+{
+    struct pickq *q = new_q(); /* confirm timeout 30 min */
+    struct order *late = stored("L", "SH01", STATE_PICKED, CLASS_NORMAL,
+                                CLASS_NORMAL, T0 + 90 * HOUR, 4);
+    late->lease = 7;
+    late->pick_done_at = T0 - 40 * MIN; /* overdue while down */
+    struct order *due = stored("D", "SH01", STATE_PICKED, CLASS_NORMAL,
+                               CLASS_NORMAL, T0 + 90 * HOUR, 5);
+    due->lease = 8;
+    due->pick_done_at = T0;
+    struct order *fired = stored("F", "SH01", STATE_PICKED, CLASS_NORMAL,
+                                 CLASS_NORMAL, T0 + 90 * HOUR, 6);
+    fired->lease = 9;
+    fired->pick_done_at = T0 - 2 * HOUR;
+    fired->unconfirmed_fired = true;
+    struct order *qd = stored("Q", "SH01", STATE_QUEUED, CLASS_NORMAL,
+                              CLASS_NORMAL, T0 + 90 * HOUR, 3);
+    cr_assert_eq(pickq_restore(q, due), PICKQ_OK);
+    cr_assert_eq(pickq_restore(q, fired), PICKQ_OK);
+    cr_assert_eq(pickq_restore(q, late), PICKQ_OK);
+    cr_assert_eq(pickq_restore(q, qd), PICKQ_OK);
+    cr_assert_eq(pickq_restore_done(q), PICKQ_OK);
+
+    cr_assert_str_eq(queue_ids(q, "SH01"), "Q", "picked is not queued");
+    struct pickq_stats st;
+    pickq_stats(q, NULL, &st);
+    cr_assert_eq(st.by_state[STATE_PICKED], 3);
+    cr_assert_eq(st.by_state[STATE_QUEUED], 1);
+    cr_assert_eq(pickq_next_timer(q), T0 - 10 * MIN);
+    struct unconf_log log = {0};
+    struct pickq_tick_cb cb = {NULL, NULL, on_unconfirmed, &log};
+    cr_assert_eq(pickq_tick(q, T0, &cb), 1);
+    cr_assert_str_eq(log.text, "L ");
+    cr_assert_eq(pickq_next_timer(q), T0 + 30 * MIN);
+    cr_assert_eq(pickq_tick(q, T0 + 31 * MIN, &cb), 1);
+    cr_assert_str_eq(log.text, "L D ", "F had fired before the restart");
+    cr_assert_eq(pickq_next_timer(q), T0 + 66 * HOUR, "Q's escalation only");
+    /* A picked order comes back with its lease: a repeat is still one. */
+    cr_assert_eq(pickq_picked(q, fired, 9, T0), PICKQ_SAME);
+    struct order *got;
+    cr_assert_eq(pickq_next(q, "SH01", "p", 0, T0, &got), PICKQ_OK);
+    cr_assert_eq(got, qd);
+    cr_assert_eq(got->lease, 10, "lease ids move past the picked ones");
+    cr_assert_eq(pickq_outbound(q, fired, "p", T0, T0, NULL), PICKQ_OK);
+    pickq_free(q);
+}
+
 /* ------------------------------------------------------------ model test */
 
 #define NWH 3
@@ -1406,6 +1815,15 @@ struct mo {
     int wh, cls, eff, state;
     int64_t deadline, updated, lease_exp, picked_at;
     uint64_t seq, lease;
+    char picker[8];    /* "" = anonymous */
+    int64_t pick_done; /* when picked */
+    bool fired;        /* its confirm timeout fired */
+};
+
+/* Per warehouse counters the model keeps, compared with pickq_stats. */
+struct mcount {
+    uint64_t outbounds, unleased, anomalous, revocations, picked, unconfirmed,
+        deliveries;
 };
 
 struct model {
@@ -1426,6 +1844,8 @@ struct model {
     const char *opname;
     int next_id;
     long jumps, at_risk, escalations, expiries;
+    long revoked, implied, odd, unconfirmed, picked_ops;
+    struct mcount cnt[NWH];
     uint64_t queued_sum; /* queue lengths summed over ops and warehouses */
 };
 
@@ -1596,6 +2016,12 @@ check_order(struct model *md, const struct mo *x)
         CHECK(md, o->lease == x->lease);
         CHECK(md, o->lease_expires == x->lease_exp);
     }
+    if (x->state == STATE_PICKED) {
+        CHECK(md, o->lease == x->lease);
+        CHECK(md, o->pick_done_at == x->pick_done);
+        CHECK(md, o->unconfirmed_fired == x->fired);
+        CHECK(md, strcmp(o->picker, x->picker) == 0);
+    }
 }
 
 static void
@@ -1613,6 +2039,14 @@ check_wh(struct model *md, int w)
         by_class[md->sorted[w][i]->eff]++;
     for (int c = 0; c < CLASS_COUNT; c++)
         CHECK(md, st.queued_by_class[c] == by_class[c]);
+    const struct mcount *mc = &md->cnt[w];
+    CHECK(md, st.outbounds == mc->outbounds);
+    CHECK(md, st.outbounds_unleased == mc->unleased);
+    CHECK(md, st.outbounds_anomalous == mc->anomalous);
+    CHECK(md, st.revocations == mc->revocations);
+    CHECK(md, st.picked == mc->picked);
+    CHECK(md, st.unconfirmed == mc->unconfirmed);
+    CHECK(md, st.deliveries == mc->deliveries);
 
     struct order *top[8];
     size_t k = pickq_peek(md->q, WH[w], 8, top);
@@ -1648,6 +2082,8 @@ check_all(struct model *md)
         else if (x->state == STATE_QUEUED && x->eff > CLASS_ASN &&
                  md->cfg.escalate_window[x->eff] > 0)
             t = x->deadline - md->cfg.escalate_window[x->eff];
+        else if (x->state == STATE_PICKED && !x->fired)
+            t = x->pick_done + md->cfg.confirm_timeout_ms;
         if (t < next)
             next = t;
     }
@@ -1675,7 +2111,7 @@ op_push(struct model *md)
        enough that the model's linear scans stay cheap. */
     size_t live = 0;
     for (size_t i = 0; i < md->n; i++)
-        live += md->m[i].state <= STATE_PICKING;
+        live += !order_state_finished(md->m[i].state);
     if (live >= MODEL_LIVE || md->n == MODEL_CAP) {
         op_next(md);
         return;
@@ -1797,9 +2233,11 @@ op_next(struct model *md)
     int w = (int)rn(md, NWH);
     static const int64_t lens[] = {0, 5000, 30000, 10 * HOUR};
     int64_t len = lens[rn(md, 4)];
+    static const char *const pickers[] = {"p1", "p2", ""};
+    const char *picker = pickers[rn(md, 3)];
     struct order *o = NULL;
     model_sort(md, w);
-    int rc = pickq_next(md->q, WH[w], "picker", len, md->now, &o);
+    int rc = pickq_next(md->q, WH[w], picker, len, md->now, &o);
     if (md->nsorted[w] == 0) {
         CHECK(md, rc == PICKQ_EMPTY);
         CHECK(md, o == NULL);
@@ -1813,7 +2251,59 @@ op_next(struct model *md)
     x->lease_exp = md->now + model_lease_len(md, len);
     x->picked_at = md->now;
     x->updated = md->now;
+    snprintf(x->picker, sizeof(x->picker), "%s", picker);
     md->dirty[w] = true;
+}
+
+static void
+model_pick_time(struct model *md, int w, int64_t took)
+{
+    if (took <= 0)
+        return;
+    if (!md->measured[w]) {
+        md->mean[w] = took;
+        md->measured[w] = true;
+    } else {
+        md->mean[w] += (took - md->mean[w]) / 8;
+    }
+}
+
+static struct mo *
+pick_leased(struct model *md)
+{
+    struct mo *x = pick_any(md);
+    for (int tries = 0; x != NULL && tries < 8 && x->state != STATE_PICKING &&
+                        x->state != STATE_PICKED;
+         tries++)
+        x = pick_any(md);
+    return x;
+}
+
+static void
+op_picked(struct model *md)
+{
+    struct mo *x = pick_leased(md);
+    if (x == NULL)
+        return;
+    bool right = rn(md, 5) != 0;
+    uint64_t lease = right ? x->lease : x->lease + 1000000;
+    int rc = pickq_picked(md->q, x->o, lease, md->now);
+    if (!right || (x->state != STATE_PICKING && x->state != STATE_PICKED)) {
+        CHECK(md, rc == PICKQ_LEASE);
+        return;
+    }
+    if (x->state == STATE_PICKED) {
+        CHECK(md, rc == PICKQ_SAME);
+        return;
+    }
+    CHECK(md, rc == PICKQ_OK);
+    md->picked_ops++;
+    md->cnt[x->wh].picked++;
+    model_pick_time(md, x->wh, md->now - x->picked_at);
+    x->state = STATE_PICKED;
+    x->pick_done = md->now;
+    x->fired = false;
+    x->updated = md->now;
 }
 
 static void
@@ -1845,7 +2335,7 @@ op_release(struct model *md, bool touch)
 }
 
 struct count_cb {
-    int expired, escalated;
+    int expired, escalated, unconfirmed;
 };
 
 static void
@@ -1858,6 +2348,12 @@ static void
 count_escalated(void *ctx, struct order *o, int from)
 {
     ((struct count_cb *)ctx)->escalated++;
+}
+
+static void
+count_unconfirmed(void *ctx, struct order *o)
+{
+    ((struct count_cb *)ctx)->unconfirmed++;
 }
 
 static void
@@ -1876,6 +2372,16 @@ op_tick(struct model *md)
             expired++;
         }
     }
+    size_t unconfirmed = 0;
+    for (size_t i = 0; i < md->n; i++) {
+        struct mo *x = &md->m[i];
+        if (x->state == STATE_PICKED && !x->fired &&
+            x->pick_done + md->cfg.confirm_timeout_ms <= md->now) {
+            x->fired = true; /* not a transition: updated stays */
+            md->cnt[x->wh].unconfirmed++;
+            unconfirmed++;
+        }
+    }
     for (size_t i = 0; i < md->n; i++) {
         struct mo *x = &md->m[i];
         if (x->state != STATE_QUEUED)
@@ -1887,12 +2393,15 @@ op_tick(struct model *md)
             x->updated = md->now;
         }
     }
-    struct count_cb cc = {0, 0};
-    struct pickq_tick_cb cb = {count_expired, count_escalated, &cc};
+    struct count_cb cc = {0, 0, 0};
+    struct pickq_tick_cb cb = {count_expired, count_escalated,
+                               count_unconfirmed, &cc};
     size_t got = pickq_tick(md->q, md->now, &cb);
-    CHECK(md, got == expired + escalated);
+    CHECK(md, got == expired + escalated + unconfirmed);
     CHECK(md, (size_t)cc.expired == expired);
     CHECK(md, (size_t)cc.escalated == escalated);
+    CHECK(md, (size_t)cc.unconfirmed == unconfirmed);
+    md->unconfirmed += (long)unconfirmed;
     CHECK(md, pickq_next_timer(md->q) > md->now);
     md->expiries += (long)expired;
     md->escalations += (long)escalated;
@@ -1906,7 +2415,7 @@ op_cancel(struct model *md)
     if (x == NULL)
         return;
     int rc = pickq_cancel(md->q, x->o, md->now);
-    if (x->state > STATE_PICKING) {
+    if (order_state_finished(x->state) || x->state == STATE_PICKED) {
         CHECK(md, rc == PICKQ_BADSTATE);
         return;
     }
@@ -1916,57 +2425,102 @@ op_cancel(struct model *md)
     md->dirty[x->wh] = true;
 }
 
+/* The outbound the model expects from x (not shipped nor delivered) by
+   operator op at md->now, checked against what pickq said in info; x
+   becomes shipped. */
 static void
-op_outbound(struct model *md)
+model_outbound(struct model *md, struct mo *x, const char *op,
+               const struct pickq_outbound_info *info)
 {
-    struct mo *x = pick_any(md);
-    if (x == NULL)
-        return;
-    if (rn(md, 2))
-        for (int tries = 0; tries < 8 && x->state != STATE_PICKING; tries++)
-            x = pick_any(md);
-    int rc = pickq_outbound(md->q, x->o, "wms", md->now, md->now);
-    if (x->state == STATE_SHIPPED || x->state == STATE_DELIVERED) {
-        CHECK(md, rc == PICKQ_SAME);
-        return;
+    static const char *const why[STATE_COUNT] = {
+        [STATE_NEW] = "shipped before it was approved",
+        [STATE_HELD] = "shipped while on hold",
+        [STATE_QUEUED] = "shipped without being picked",
+        [STATE_CANCELLED] = "shipped after it was cancelled",
+    };
+    struct mcount *mc = &md->cnt[x->wh];
+    bool revoked = x->state == STATE_PICKING && op[0] != '\0' &&
+                   x->picker[0] != '\0' && strcmp(op, x->picker) != 0;
+    const char *want = revoked ? "shipped by another picker than the lease "
+                                 "holder"
+                               : why[x->state];
+    bool leased = x->state == STATE_PICKING || x->state == STATE_PICKED;
+    CHECK(md, info->from == x->state);
+    CHECK(md, info->revoked == revoked);
+    CHECK(md, info->anomaly == (want != NULL));
+    CHECK(md, strcmp(info->why, want != NULL ? want : "") == 0);
+    if (revoked) {
+        CHECK(md, info->revoked_lease == x->lease);
+        CHECK(md, strcmp(info->revoked_picker, x->picker) == 0);
+        md->revoked++;
+        mc->revocations++;
     }
-    if (x->state != STATE_QUEUED && x->state != STATE_PICKING) {
-        CHECK(md, rc == PICKQ_BADSTATE);
-        return;
+    if (want != NULL) {
+        md->odd++;
+        mc->anomalous++;
     }
-    CHECK(md, rc == PICKQ_OK);
-    CHECK(md, x->o->outbound_leased == (x->state == STATE_PICKING));
-    if (x->state == STATE_PICKING && md->now > x->picked_at) {
-        int64_t took = md->now - x->picked_at;
-        int w = x->wh;
-        if (!md->measured[w]) {
-            md->mean[w] = took;
-            md->measured[w] = true;
-        } else {
-            md->mean[w] += (took - md->mean[w]) / 8;
-        }
-    }
+    if (!leased)
+        mc->unleased++;
+    mc->outbounds++;
+    CHECK(md, x->o->outbound_leased == leased);
+    CHECK(md, x->o->outbound_at == md->now);
+    CHECK(md, strcmp(x->o->operator_, op) == 0);
+    if (x->state == STATE_PICKING && !revoked)
+        model_pick_time(md, x->wh, md->now - x->picked_at);
     x->state = STATE_SHIPPED;
     x->updated = md->now;
     md->dirty[x->wh] = true;
 }
 
-static void
-op_deliver(struct model *md)
+static const char *
+model_operator(struct model *md)
 {
-    struct mo *x = pick_any(md);
+    static const char *const ops[] = {"p1", "p2", "", "wms"};
+    return ops[rn(md, 4)];
+}
+
+static void
+op_outbound(struct model *md)
+{
+    struct mo *x = rn(md, 2) ? pick_leased(md) : pick_any(md);
     if (x == NULL)
         return;
-    int rc = pickq_deliver(md->q, x->o, md->now, md->now);
-    if (x->state == STATE_DELIVERED) {
+    const char *op = model_operator(md);
+    struct pickq_outbound_info info;
+    int rc = pickq_outbound(md->q, x->o, op, md->now, md->now, &info);
+    if (x->state == STATE_SHIPPED || x->state == STATE_DELIVERED) {
         CHECK(md, rc == PICKQ_SAME);
-        return;
-    }
-    if (x->state != STATE_SHIPPED) {
-        CHECK(md, rc == PICKQ_BADSTATE);
+        CHECK(md, info.from == x->state && !info.anomaly && !info.revoked);
         return;
     }
     CHECK(md, rc == PICKQ_OK);
+    CHECK(md, !info.implied);
+    model_outbound(md, x, op, &info);
+}
+
+static void
+op_deliver(struct model *md)
+{
+    struct mo *x = rn(md, 3) ? pick_any(md) : pick_leased(md);
+    if (x == NULL)
+        return;
+    const char *op = rn(md, 2) ? "" : model_operator(md);
+    struct pickq_outbound_info info;
+    int rc = pickq_deliver(md->q, x->o, op, md->now, md->now, &info);
+    if (x->state == STATE_DELIVERED) {
+        CHECK(md, rc == PICKQ_SAME);
+        CHECK(md, info.from == STATE_DELIVERED && !info.implied);
+        return;
+    }
+    CHECK(md, rc == PICKQ_OK);
+    CHECK(md, info.implied == (x->state != STATE_SHIPPED));
+    if (x->state != STATE_SHIPPED) {
+        md->implied++;
+        model_outbound(md, x, op, &info);
+    } else {
+        CHECK(md, info.from == STATE_SHIPPED && !info.anomaly);
+    }
+    md->cnt[x->wh].deliveries++;
     x->state = STATE_DELIVERED;
     x->updated = md->now;
 }
@@ -1987,7 +2541,7 @@ op_reprio(struct model *md)
     struct pickq_jump j;
     char err[200] = "";
     int rc = pickq_reprio(md->q, x->o, cls, d, md->now, &j, err, sizeof(err));
-    if (x->state > STATE_PICKING) {
+    if (order_state_finished(x->state)) {
         CHECK(md, rc == PICKQ_BADSTATE);
         CHECK(md, j.order == NULL);
         return;
@@ -2018,7 +2572,7 @@ static void
 forget_cb(void *ctx, struct order *o)
 {
     (*(size_t *)ctx)++;
-    CHECK(forget_md, o->state >= STATE_SHIPPED);
+    CHECK(forget_md, order_state_finished(o->state));
 }
 
 static void
@@ -2028,7 +2582,7 @@ op_forget(struct model *md)
     size_t want = 0, got = 0;
     for (size_t i = 0; i < md->n;) {
         struct mo *x = &md->m[i];
-        if (x->state >= STATE_SHIPPED && x->updated < before) {
+        if (order_state_finished(x->state) && x->updated < before) {
             want++;
             md->m[i] = md->m[--md->n];
         } else {
@@ -2063,6 +2617,7 @@ Test(pickq, model_random_operations, .timeout = 600)
     md->cfg.escalate_window[CLASS_NORMAL] = 3 * HOUR;
     md->cfg.pick_ms = 5 * MIN;
     md->cfg.jump_scan = 8;
+    md->cfg.confirm_timeout_ms = 10 * MIN;
     md->q = pickq_new(&md->cfg);
     cr_assert_not_null(md->q);
     md->now = T0;
@@ -2076,7 +2631,7 @@ Test(pickq, model_random_operations, .timeout = 600)
         {"push", 20},  {"repush", 2},    {"approve", 8}, {"hold", 4},
         {"next", 15},  {"release", 7},   {"touch", 4},   {"tick", 8},
         {"cancel", 4}, {"outbound", 10}, {"deliver", 4}, {"reprio", 12},
-        {"forget", 1},
+        {"forget", 1}, {"picked", 8},
     };
     int total = 0;
     for (size_t i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
@@ -2131,6 +2686,9 @@ Test(pickq, model_random_operations, .timeout = 600)
         case 12:
             op_forget(md);
             break;
+        case 13:
+            op_picked(md);
+            break;
         }
         for (int w = 0; w < NWH; w++)
             check_wh(md, w);
@@ -2141,11 +2699,15 @@ Test(pickq, model_random_operations, .timeout = 600)
     fprintf(stderr,
             "pickq model test: %d ops, %zu orders at the end, mean "
             "queue %.1f, %ld jumps, %ld at risk, %ld expiries, %ld "
-            "escalations\n",
+            "escalations, %ld picked, %ld unconfirmed, %ld odd outbounds, "
+            "%ld revoked, %ld implied\n",
             MODEL_OPS, md->n, (double)md->queued_sum / MODEL_OPS / NWH,
-            md->jumps, md->at_risk, md->expiries, md->escalations);
+            md->jumps, md->at_risk, md->expiries, md->escalations,
+            md->picked_ops, md->unconfirmed, md->odd, md->revoked, md->implied);
     CHECK(md, md->jumps > 0 && md->at_risk > 0 && md->expiries > 0 &&
-                  md->escalations > 0);
+                  md->escalations > 0 && md->picked_ops > 0 &&
+                  md->unconfirmed > 0 && md->odd > 0 && md->revoked > 0 &&
+                  md->implied > 0);
     pickq_free(md->q);
     free(md->m);
     free(md);

@@ -23,6 +23,9 @@
 
 #include "store.h"
 
+/* The record format version record_encode writes. */
+#define RECORD_CURRENT 2
+
 /* ---- helpers: orders ---- */
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
@@ -77,6 +80,8 @@ make_order(const char *id, unsigned salt, int nattrs, size_t vlen, bool noisy)
     snprintf(o->operator_, sizeof o->operator_, "op-%u", salt);
     o->outbound_leased = salt % 2;
     o->delivered_at = 1769500000000 + salt;
+    o->pick_done_at = 1769405000000 - (int64_t)salt * 3;
+    o->unconfirmed_fired = salt % 3 == 1;
     o->audit_n = UINT32_MAX - salt;
     for (int i = 0; i < nattrs; i++) {
         char k[ORDER_ATTR_KEY_MAX + 1];
@@ -112,6 +117,8 @@ assert_order_eq(const struct order *a, const struct order *b)
     cr_assert_str_eq(a->operator_, b->operator_);
     cr_assert_eq(a->outbound_leased, b->outbound_leased);
     cr_assert_eq(a->delivered_at, b->delivered_at);
+    cr_assert_eq(a->pick_done_at, b->pick_done_at);
+    cr_assert_eq(a->unconfirmed_fired, b->unconfirmed_fired);
     cr_assert_eq(a->audit_n, b->audit_n);
     cr_assert_eq(a->nattrs, b->nattrs);
     cr_assert_eq(a->attrs_len, b->attrs_len);
@@ -198,7 +205,9 @@ Test(record, every_truncation_fails)
 }
 
 /* Flipped input either fails or decodes to an order that encodes back to
-   exactly the flipped bytes (the encoding is canonical). */
+   exactly the flipped bytes (the encoding is canonical).  A flip into an
+   older version that still decodes comes back in the current version,
+   and that decodes to the same order. */
 static void
 check_flipped(const char *buf, size_t len)
 {
@@ -208,6 +217,16 @@ check_flipped(const char *buf, size_t len)
         return;
     size_t len2;
     char *again = encode(d, &len2);
+    if ((unsigned char)buf[0] < RECORD_CURRENT) {
+        cr_assert_eq(again[0], RECORD_CURRENT);
+        struct order *d2 = record_decode(again, len2, err, sizeof err);
+        cr_assert_not_null(d2, "%s", err);
+        assert_order_eq(d, d2);
+        order_free(d2);
+        free(again);
+        order_free(d);
+        return;
+    }
     cr_assert_eq(len2, len);
     cr_assert_eq(memcmp(again, buf, len), 0);
     free(again);
@@ -255,10 +274,103 @@ Test(record, newer_version_refused)
     struct order *o = make_order("A1", 1, 1, 5, false);
     size_t len;
     char *buf = encode(o, &len);
-    buf[0] = 2;
+    cr_assert_eq(buf[0], RECORD_CURRENT);
+    buf[0] = RECORD_CURRENT + 1;
     char err[200] = "";
     cr_assert_null(record_decode(buf, len, err, sizeof err));
     cr_assert_not_null(strstr(err, "newer"), "%s", err);
+    free(buf);
+    order_free(o);
+}
+
+/* A version 1 record, as the version 1 encoder (before the picked state)
+   wrote it: a picking order RD-1 with one attribute. */
+static const char V1_RECORD[] =
+    "\x01\x04\x52\x44\x2d\x31\x04\x53\x48\x30\x31\x04\x41\x43\x4d\x45\x01"
+    "\x00\x03\x01\x02\x02\x80\xec\x99\x8e\xff\x66\x80\xf8\xaa\x87\xff\x66"
+    "\x80\xb2\xe2\x8a\xff\x66\x0c\xac\x02\xc0\x81\x87\x8b\xff\x66\x80\xb2"
+    "\xe2\x8a\xff\x66\x04\x77\x61\x6e\x67\x00\x00\x00\x00\x03\x0b\x63\x61"
+    "\x72\x72\x69\x65\x72\x00\x53\x46\x00";
+
+Test(record, version1_still_reads)
+{
+    size_t len = sizeof(V1_RECORD) - 1;
+    cr_assert_eq(len, 77);
+    char err[200] = "";
+    struct order *o = record_decode(V1_RECORD, len, err, sizeof err);
+    cr_assert_not_null(o, "%s", err);
+    cr_assert_str_eq(o->id, "RD-1");
+    cr_assert_str_eq(o->warehouse, "SH01");
+    cr_assert_str_eq(o->customer, "ACME");
+    cr_assert_eq(o->cls, CLASS_RUSH4H);
+    cr_assert_eq(o->eff_cls, CLASS_ASN);
+    cr_assert_eq(o->state, STATE_PICKING);
+    cr_assert_eq(o->source, SOURCE_ASN);
+    cr_assert_eq(o->fulfil, FULFIL_VMI);
+    cr_assert_eq(o->risk, RISK_HIGH_RETURNS);
+    cr_assert_eq(o->deadline, 1769407200000);
+    cr_assert_eq(o->created, 1769400000000);
+    cr_assert_eq(o->updated, 1769403600000);
+    cr_assert_eq(o->seq, 12);
+    cr_assert_eq(o->lease, 300);
+    cr_assert_eq(o->lease_expires, 1769403900000);
+    cr_assert_eq(o->picked_at, 1769403600000);
+    cr_assert_str_eq(o->picker, "wang");
+    cr_assert_eq(o->outbound_at, 0);
+    cr_assert(!o->outbound_leased);
+    cr_assert_eq(o->audit_n, 3);
+    cr_assert_str_eq(order_attr_get(o, "carrier"), "SF");
+    /* Fields version 1 did not have: their defaults. */
+    cr_assert_eq(o->pick_done_at, 0);
+    cr_assert(!o->unconfirmed_fired);
+
+    /* Written back, it is the current version: the same fields, then the
+       new ones (0 and false: one byte each). */
+    size_t len2;
+    char *buf = encode(o, &len2);
+    cr_assert_eq(buf[0], RECORD_CURRENT);
+    cr_assert_eq(len2, len + 2);
+    cr_assert_eq(memcmp(buf + 1, V1_RECORD + 1, len - 1), 0);
+    cr_assert_eq(buf[len], 0);
+    cr_assert_eq(buf[len + 1], 0);
+    struct order *d = record_decode(buf, len2, err, sizeof err);
+    cr_assert_not_null(d, "%s", err);
+    assert_order_eq(o, d);
+    order_free(d);
+
+    /* Version 1 stops after the attributes: a current record relabelled
+       as version 1 has bytes left over. */
+    buf[0] = 1;
+    cr_assert_null(record_decode(buf, len2, err, sizeof err));
+    cr_assert_not_null(strstr(err, "after the record"), "%s", err);
+    free(buf);
+    order_free(o);
+}
+
+Test(record, picked_state_round_trip)
+{
+    struct order *o = make_order("RD-picked", 4, 2, 10, false);
+    o->state = STATE_PICKED;
+    o->pick_done_at = 1769403660000;
+    o->unconfirmed_fired = true;
+    size_t len;
+    char *buf = encode(o, &len);
+    char err[200] = "";
+    struct order *d = record_decode(buf, len, err, sizeof err);
+    cr_assert_not_null(d, "%s", err);
+    assert_order_eq(o, d);
+    cr_assert_eq(d->state, STATE_PICKED);
+    cr_assert(d->unconfirmed_fired);
+    order_free(d);
+    /* The flag is a strict boolean. */
+    buf[len - 1] = 2;
+    cr_assert_null(record_decode(buf, len, err, sizeof err));
+    /* A state past the last one is refused. */
+    o->state = STATE_COUNT;
+    free(buf);
+    buf = encode(o, &len);
+    cr_assert_null(record_decode(buf, len, err, sizeof err));
+    cr_assert_not_null(strstr(err, "state"), "%s", err);
     free(buf);
     order_free(o);
 }
@@ -306,8 +418,16 @@ Test(record, audit_round_trip_truncation_flips)
     push.action = ACTION_PUSH;
     push.to = STATE_NEW;
     push.at = -5;
-    const struct audit_entry *cases[] = {&a, &push};
-    for (size_t c = 0; c < 2; c++) {
+    /* The last state and action, appended after version 1 of the order
+       record (the audit layout did not change). */
+    struct audit_entry picked = make_entry("wang", "", "lease 42");
+    picked.action = ACTION_PICKED;
+    picked.from = STATE_PICKING;
+    picked.to = STATE_PICKED;
+    struct audit_entry late = make_entry("wms-7", "", "");
+    late.from = STATE_PICKED;
+    const struct audit_entry *cases[] = {&a, &push, &picked, &late};
+    for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
         size_t len = audit_encode(cases[c], NULL, 0);
         char *buf = malloc(len);
         cr_assert_eq(audit_encode(cases[c], buf, len), len);

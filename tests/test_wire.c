@@ -195,7 +195,7 @@ Test(wire, opcode_and_status_names)
         WIRE_OP_DELIVER,   WIRE_OP_GET,         WIRE_OP_PEEK,
         WIRE_OP_AUDIT,     WIRE_OP_STATS,       WIRE_OP_CHECKPOINT,
         WIRE_OP_SUBSCRIBE, WIRE_OP_UNSUBSCRIBE, WIRE_OP_EVENT,
-        WIRE_OP_CLOSING,
+        WIRE_OP_CLOSING,   WIRE_OP_PICKED,
     };
     size_t known = 0;
     for (int op = 0; op < 256; op++)
@@ -209,6 +209,8 @@ Test(wire, opcode_and_status_names)
     cr_assert_str_eq(wire_status_word(WIRE_ST_BADOP), "ERR");
     cr_assert_str_eq(wire_status_word(WIRE_ST_NOCREDS), "ERR");
     cr_assert_str_eq(wire_status_name(WIRE_ST_NOCREDS), "NOCREDS");
+    cr_assert_str_eq(wire_status_word(WIRE_ST_NOAUTH), "NOAUTH");
+    cr_assert_str_eq(wire_status_word(WIRE_ST_WRONGPASS), "WRONGPASS");
     cr_assert_null(wire_status_word(0x03));
     cr_assert_null(wire_status_word(0xff));
     for (int st = 0; st < 256; st++) {

@@ -1,0 +1,54 @@
+/*
+ * http — the HTTP/JSON gateway for the systems that speak HTTP (the ERP,
+ * the WMS's outbound callback, Prometheus, load balancers), on its own
+ * port and the same event loop, with libevent's evhttp and jansson.
+ * Routes and errors are listed in README.md; every route is one core
+ * call, and a reply that acknowledges a change waits until it is durable.
+ */
+#ifndef DISPATCHD_HTTP_H
+#define DISPATCHD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+
+#include "core.h"
+#include "users.h"
+
+#define HTTP_FIELD_MAX 64
+
+struct http_config {
+    char bind[256];
+    int port;                /* 0: no HTTP */
+    size_t body_max;         /* bytes of a request body: 1 MiB */
+    size_t headers_max;      /* bytes of the request line and headers */
+    int64_t idle_timeout_ms; /* keep-alive connections idle this long */
+    size_t max_conns;        /* connections at once */
+    /* The WMS callback's field names (config: wms-field-order, ...). */
+    char wms_order[HTTP_FIELD_MAX];    /* order_no */
+    char wms_at[HTTP_FIELD_MAX];       /* outbound_at */
+    char wms_operator[HTTP_FIELD_MAX]; /* operator */
+    char wms_photo[HTTP_FIELD_MAX];    /* photo_url */
+};
+
+void http_config_default(struct http_config *hc);
+
+struct http;
+
+/* Listen.  NULL after logging why. */
+struct http *http_start(struct event_base *base, struct core *core,
+                        const struct users *users,
+                        const struct http_config *hc);
+/* Send the replies that waited for `durable` (the core's durable hook). */
+void http_durable(struct http *h, uint64_t durable);
+/* Stop accepting; true while replies are still owed. */
+void http_quiesce(struct http *h);
+bool http_busy(const struct http *h);
+void http_free(struct http *h);
+/* The connection counters /metrics shows (owned by the caller). */
+struct conn_counters;
+void http_set_counters(struct http *h, const struct conn_counters *cc);
+
+#endif
