@@ -309,29 +309,6 @@ e2e_info_int(redisContext *c, const char *key)
     return v;
 }
 
-/* The utime + stime of a process, in clock ticks (sysconf(_SC_CLK_TCK)),
-   from /proc/PID/stat; -1 when it cannot be read. */
-static inline long long
-e2e_cpu_ticks(pid_t pid)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *p = strrchr(buf, ')'); /* the name may hold spaces */
-    unsigned long long ut, st;
-    if (!p || sscanf(p + 2,
-                     "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u "
-                     "%llu %llu",
-                     &ut, &st) != 2)
-        return -1;
-    return (long long)(ut + st);
-}
-
 #ifdef E2E_BIN
 #include <inttypes.h>
 
