@@ -2,6 +2,11 @@
  * e2e — start the real dispatchd on a free loopback port with a temporary
  * data directory, talk to it with hiredis, stop or kill it.  Shared by the
  * end-to-end suites (header-only: each suite is one binary).
+ *
+ * A suite that defines E2E_BIN before including this header (and links
+ * dclient: the suites named test_e2e_bin*) also gets the binary protocol
+ * helpers at the end: connect with client/dclient.h, check a reply's
+ * status, read an order's fields by name as text.
  */
 #ifndef DISPATCHD_TEST_E2E_H
 #define DISPATCHD_TEST_E2E_H
@@ -308,5 +313,88 @@ e2e_info_int(redisContext *c, const char *key)
     freeReplyObject(r);
     return v;
 }
+
+#ifdef E2E_BIN
+#include <inttypes.h>
+
+#include "dclient.h"
+
+/* A binary protocol connection (first byte 0xD5) through the client
+   library, with a 10 s timeout on every read and write. */
+static inline struct dc_client *
+e2e_bin_connect(const struct daemon *d)
+{
+    char err[256];
+    struct dc_client *c = dc_connect("127.0.0.1", d->port, err, sizeof err);
+    cr_assert(c, "dc_connect to %d: %s", d->port, err);
+    cr_assert_eq(dc_set_timeout(c, 10000), 0);
+    return c;
+}
+
+/* rc is what a dc_* call returned for reply r: there must be a reply,
+   with status want; for an error status its code word must be word
+   (NULL: wire_status_word(want)). */
+#define e2e_bin_status(c, rc, r, want)                                         \
+    do {                                                                       \
+        int e2e_rc_ = (rc);                                                    \
+        cr_assert_eq(e2e_rc_, 0, "%s:%d: no reply: %s", __FILE__, __LINE__,    \
+                     dc_errstr(c));                                            \
+        char e2e_line_[800];                                                   \
+        cr_assert_eq((r)->status, (want), "%s:%d: status %s, want %s",         \
+                     __FILE__, __LINE__,                                       \
+                     dc_status_line((r), e2e_line_, sizeof e2e_line_),         \
+                     wire_status_name(want));                                  \
+        if (wire_status_is_error(want))                                        \
+            cr_assert_str_eq((r)->word, wire_status_word(want));               \
+    } while (0)
+
+/* The value of a field as text, the way RESP sends it: INT and U64 in
+   decimal, STR and LIST as they are, ATTRS as "k=v;k=v;".  buf must hold
+   cap bytes; longer values are cut. */
+static inline const char *
+e2e_bin_text(const struct dc_field *f, char *buf, size_t cap)
+{
+    switch (f->kind & ~WIRE_KIND_KEYED) {
+    case WIRE_KIND_INT:
+        snprintf(buf, cap, "%" PRId64, f->i);
+        break;
+    case WIRE_KIND_U64:
+        snprintf(buf, cap, "%" PRIu64, f->u);
+        break;
+    case WIRE_KIND_ATTRS: {
+        size_t n = 0;
+        buf[0] = '\0';
+        for (size_t i = 0; i < f->nattrs && n < cap; i++)
+            n += (size_t)snprintf(buf + n, cap - n, "%s=%s;", f->attrs[i].key,
+                                  f->attrs[i].value);
+        break;
+    }
+    default:
+        snprintf(buf, cap, "%s", f->s);
+    }
+    return buf;
+}
+
+/* A field of an order, an entry or the stats by name: its text (in a
+   static buffer, valid until the next call), or NULL when absent. */
+static inline const char *
+e2e_bin_str(const struct dc_record *rec, const char *name)
+{
+    static char buf[4096];
+    const struct dc_field *f = rec ? dc_field_find(rec, name) : NULL;
+    return f ? e2e_bin_text(f, buf, sizeof buf) : NULL;
+}
+
+/* An INT or U64 field by name, or -1 when absent. */
+static inline long long
+e2e_bin_int(const struct dc_record *rec, const char *name)
+{
+    const struct dc_field *f = rec ? dc_field_find(rec, name) : NULL;
+    if (!f)
+        return -1;
+    return (f->kind & ~WIRE_KIND_KEYED) == WIRE_KIND_U64 ? (long long)f->u
+                                                         : (long long)f->i;
+}
+#endif /* E2E_BIN */
 
 #endif

@@ -3,8 +3,9 @@
  * day (scaled down and compressed to seconds) against the real daemon, in
  * each durability mode, and must report every invariant held: every
  * pushed order shipped exactly once, no order held by two pickers, no
- * order picked while a more urgent one waited.  Small and bounded; speed
- * is not checked here (bench/ measures it).
+ * order picked while a more urgent one waited.  The same replay runs over
+ * the binary protocol too (loadgen --proto binary, through dclient).
+ * Small and bounded; speed is not checked here (bench/ measures it).
  */
 #include "e2e.h"
 
@@ -49,13 +50,15 @@ json_int_after(const char *json, const char *key)
 }
 
 static void
-surge(const char *mode)
+surge_proto(const char *mode, const char *proto)
 {
     static char out[1 << 16];
+    char extra[64];
 
     atexit(cleanup);
     e2e_start(&dmn, "--durability", mode, NULL);
-    int rc = run_loadgen("--warehouse surge", out, sizeof out);
+    snprintf(extra, sizeof extra, "--warehouse surge --proto %s", proto);
+    int rc = run_loadgen(extra, out, sizeof out);
     cr_assert_eq(rc, 0, "loadgen exited %d in mode %s:\n%s", rc, mode, out);
     cr_assert(strstr(out, "\"ok\":true"), "%s", out);
     cr_assert_eq(json_int_after(out, "shipped"), 402, "%s", out);
@@ -63,6 +66,9 @@ surge(const char *mode)
     cr_assert_eq(json_int_after(out, "missing"), 0, "%s", out);
     cr_assert_eq(json_int_after(out, "double_holds"), 0, "%s", out);
     cr_assert_eq(json_int_after(out, "urgency_violations"), 0, "%s", out);
+    char want[32];
+    snprintf(want, sizeof want, "\"proto\":\"%s\"", proto);
+    cr_assert(strstr(out, want), "%s", out);
 
     /* The daemon agrees: 402 orders pushed, all shipped, none queued. */
     redisContext *c = e2e_connect(&dmn);
@@ -76,6 +82,30 @@ surge(const char *mode)
     cr_assert_eq(e2e_stop(&dmn), 0);
 }
 
-Test(surge, replay_sync) { surge("sync"); }
-Test(surge, replay_batch) { surge("batch"); }
-Test(surge, replay_none) { surge("none"); }
+static void
+surge(const char *mode)
+{
+    surge_proto(mode, "resp");
+}
+
+Test(surge, replay_sync)
+{
+    surge("sync");
+}
+Test(surge, replay_batch)
+{
+    surge("batch");
+}
+Test(surge, replay_none)
+{
+    surge("none");
+}
+/* The binary protocol: the same replay, the same invariants. */
+Test(surge, replay_binary_sync)
+{
+    surge_proto("sync", "binary");
+}
+Test(surge, replay_binary_none)
+{
+    surge_proto("none", "binary");
+}

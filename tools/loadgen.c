@@ -6,7 +6,10 @@
  * a simulated pick time and confirm the outbound.  Each thread owns one
  * synchronous connection.  The same workload runs against:
  *
- *   dispatchd   PUSH ... APPROVED / NEXT wh BLOCK ms / OUTBOUND id
+ *   dispatchd   PUSH ... APPROVED / NEXT wh BLOCK ms / OUTBOUND id, over
+ *               RESP (hiredis) or, with --proto binary, over the binary
+ *               protocol (client/dclient.h): the same requests, fields
+ *               and replies, framed in docs/binary-protocol.md
  *   redis       ZADD q score id / BZPOPMIN q timeout / SADD shipped id,
  *               score = class * 1e13 + deadline ms (exact in a double:
  *               below 2^53 for every class and any deadline before 2286)
@@ -51,6 +54,11 @@
  *     lease expired (reported) and no escalation: deadlines sent to the
  *     server are real-time (hours away), so dispatchd never escalates.
  *
+ * Bytes on the wire are counted by the kernel: when the run ends, each
+ * worker connection's TCP_INFO gives the bytes it sent (and were acked)
+ * and received, so both protocols are measured the same way, framing
+ * included, without touching the client libraries.
+ *
  * Deadline misses use a compressed clock: with --time-factor F an order's
  * class window (asn 2 h, rush4h 4 h, rush24h 24 h, normal 72 h, +-jitter)
  * lasts window / F of wall time from its push, and an order shipped after
@@ -64,10 +72,10 @@
 #include <getopt.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/tcp.h> /* TCP_NODELAY, and TCP_INFO's byte counts */
 #include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -84,6 +92,8 @@
 
 #include <hiredis/hiredis.h>
 
+#include "dclient.h"
+
 #define LG_NCLASS 4
 #define LG_PIPELINE_MAX 1024
 #define LG_THREADS_MAX 512
@@ -96,6 +106,8 @@
 #define MS_PER_H INT64_C(3600000)
 
 enum lg_target { LG_DISPATCHD, LG_REDIS, LG_BEANSTALKD };
+
+enum lg_proto { LG_RESP, LG_BINARY }; /* dispatchd only */
 
 enum lg_cmd { CMD_PUSH, CMD_NEXT, CMD_SHIP, CMD_COUNT };
 
@@ -292,6 +304,7 @@ hist_quantile(const struct lg_hist *h, double q)
 
 struct lg_opts {
     enum lg_target target;
+    enum lg_proto proto;
     const char *host;
     int port;
     int producers, pickers;
@@ -320,6 +333,7 @@ lg_usage(FILE *f)
     static const char text[] =
         "usage: loadgen [options]\n"
         "  --target T          dispatchd, redis or beanstalkd (dispatchd)\n"
+        "  --proto P           dispatchd: resp or binary (resp)\n"
         "  --host H            server address (127.0.0.1)\n"
         "  --port P            7420, 6379 or 11300 by target\n"
         "  --producers P       pushing connections (8)\n"
@@ -432,6 +446,7 @@ lg_parse_opts(struct lg_opts *o, int argc, char **argv)
 {
     enum {
         O_TARGET = 256,
+        O_PROTO,
         O_HOST,
         O_PORT,
         O_PRODUCERS,
@@ -456,6 +471,7 @@ lg_parse_opts(struct lg_opts *o, int argc, char **argv)
     };
     static const struct option longopts[] = {
         {"target", required_argument, NULL, O_TARGET},
+        {"proto", required_argument, NULL, O_PROTO},
         {"host", required_argument, NULL, O_HOST},
         {"port", required_argument, NULL, O_PORT},
         {"producers", required_argument, NULL, O_PRODUCERS},
@@ -507,6 +523,14 @@ lg_parse_opts(struct lg_opts *o, int argc, char **argv)
                 o->target = LG_BEANSTALKD;
             else
                 lg_die("--target: unknown '%s'", optarg);
+            break;
+        case O_PROTO:
+            if (strcmp(optarg, "resp") == 0)
+                o->proto = LG_RESP;
+            else if (strcmp(optarg, "binary") == 0)
+                o->proto = LG_BINARY;
+            else
+                lg_die("--proto: unknown '%s' (resp or binary)", optarg);
             break;
         case O_HOST:
             o->host = optarg;
@@ -600,6 +624,8 @@ lg_parse_opts(struct lg_opts *o, int argc, char **argv)
     }
     if (optind < argc)
         lg_die("unexpected argument '%s' (see --help)", argv[optind]);
+    if (o->proto == LG_BINARY && o->target != LG_DISPATCHD)
+        lg_die("--proto binary: only with --target dispatchd");
     if (o->port == 0)
         o->port = o->target == LG_DISPATCHD ? 7420
                   : o->target == LG_REDIS   ? 6379
@@ -982,6 +1008,7 @@ struct lg_conn {
     enum lg_target t;
     redisContext *rc;
     struct lg_bs bs;
+    struct dc_client *dc; /* --proto binary */
 };
 
 static int
@@ -1010,6 +1037,20 @@ conn_open(struct lg_conn *c, const struct lg_run *r, bool picker, bool producer,
         }
         return 0;
     }
+    int64_t io_ms = LG_IO_TIMEOUT_MS + o->block_ms;
+    if (o->proto == LG_BINARY) {
+        c->dc = dc_connect(o->host, o->port, err, errlen);
+        if (c->dc == NULL)
+            return -1;
+        int one = 1;
+        if (setsockopt(dc_fd(c->dc), IPPROTO_TCP, TCP_NODELAY, &one,
+                       sizeof(one)) != 0 ||
+            dc_set_timeout(c->dc, (int)io_ms) != 0) {
+            snprintf(err, errlen, "set options: %s", strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
     struct timeval ctv = {.tv_sec = 5};
     c->rc = redisConnectWithTimeout(o->host, o->port, ctv);
     if (c->rc == NULL) {
@@ -1021,7 +1062,6 @@ conn_open(struct lg_conn *c, const struct lg_run *r, bool picker, bool producer,
                  c->rc->errstr);
         return -1;
     }
-    int64_t io_ms = LG_IO_TIMEOUT_MS + o->block_ms;
     struct timeval tv = {.tv_sec = io_ms / 1000,
                          .tv_usec = (io_ms % 1000) * 1000};
     if (redisSetTimeout(c->rc, tv) != REDIS_OK) {
@@ -1031,9 +1071,32 @@ conn_open(struct lg_conn *c, const struct lg_run *r, bool picker, bool producer,
     return 0;
 }
 
+/* Bytes this connection sent (and the peer acknowledged) and received,
+   from the kernel; false when it cannot say. */
+static bool
+conn_wire_bytes(const struct lg_conn *c, uint64_t *sent, uint64_t *recvd)
+{
+    int fd = c->dc != NULL   ? dc_fd(c->dc)
+             : c->rc != NULL ? c->rc->fd
+                             : c->bs.fd;
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (fd < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 ||
+        len < offsetof(struct tcp_info, tcpi_bytes_received) +
+                  sizeof(ti.tcpi_bytes_received))
+        return false;
+    *sent = ti.tcpi_bytes_acked;
+    *recvd = ti.tcpi_bytes_received;
+    return true;
+}
+
 static void
 conn_close(struct lg_conn *c)
 {
+    if (c->dc != NULL)
+        dc_close(c->dc);
+    c->dc = NULL;
     if (c->rc != NULL)
         redisFree(c->rc);
     c->rc = NULL;
@@ -1044,6 +1107,10 @@ conn_close(struct lg_conn *c)
 static enum lg_res
 conn_ioerr(struct lg_conn *c, char *err, size_t errlen)
 {
+    if (c->dc != NULL) {
+        snprintf(err, errlen, "%s", dc_errstr(c->dc));
+        return LG_IOERR;
+    }
     snprintf(err, errlen, "%s",
              c->rc->err ? c->rc->errstr : "no reply (out of memory?)");
     return LG_IOERR;
@@ -1069,6 +1136,24 @@ push_append(struct lg_conn *c, const struct lg_run *r, uint64_t k, int cls,
     size_t argl[16];
     int n = 0;
     char num[32], cust[32], asn[LG_ID_MAX + 8], ta[48];
+    if (c->dc != NULL) {
+        snprintf(cust, sizeof(cust), "C%03" PRIu64, k % 500);
+        snprintf(asn, sizeof(asn), "ASN-%s", id);
+        snprintf(ta, sizeof(ta), "TA-%" PRIu64, k % 17);
+        const struct dc_kv attrs[] = {{"asn_number", asn},
+                                      {"tech_agreement", ta}};
+        struct dc_push_args a = {.id = id,
+                                 .cls = cls, /* lg_class_names = wire */
+                                 .approved = true,
+                                 .deadline = deadline,
+                                 .warehouse = r->warehouse,
+                                 .customer = cust,
+                                 .nattrs = cls == 0 ? 2 : 0,
+                                 .attrs = attrs};
+        if (dc_q_push(c->dc, &a) == 0)
+            lg_die("dc_q_push %s: cannot encode", id);
+        return;
+    }
 #define ARG(s) (argv[n] = (s), argl[n] = strlen(argv[n]), n++)
     if (c->t == LG_REDIS) {
         snprintf(num, sizeof(num), "%" PRId64,
@@ -1112,7 +1197,27 @@ conn_flush(struct lg_conn *c, char *err, size_t errlen)
 {
     if (c->t == LG_BEANSTALKD)
         return bs_flush(&c->bs, err, errlen);
+    if (c->dc != NULL && dc_send(c->dc) != 0) {
+        snprintf(err, errlen, "%s", dc_errstr(c->dc));
+        return -1;
+    }
     return 0;
+}
+
+/* The outcome of a binary reply (the RESP paths below, in one place):
+   errors fill err with "WORD message". */
+static enum lg_res
+bin_res(struct lg_conn *c, int rc, const struct dc_reply *rep, char *err,
+        size_t errlen)
+{
+    if (rc != 0)
+        return conn_ioerr(c, err, errlen);
+    if (!dc_is_error(rep))
+        return rep->status == WIRE_ST_ALREADY ? LG_ALREADY
+               : rep->status == WIRE_ST_NIL   ? LG_EMPTY
+                                              : LG_GOT;
+    snprintf(err, errlen, "%s %s", rep->word, rep->msg);
+    return rep->status == WIRE_ST_NOTFOUND ? LG_NOTFOUND : LG_SRVERR;
 }
 
 static enum lg_res
@@ -1126,6 +1231,22 @@ push_reply(struct lg_conn *c, char *err, size_t errlen)
             return LG_GOT;
         snprintf(err, errlen, "put: %s", line);
         return LG_SRVERR;
+    }
+    if (c->dc != NULL) {
+        struct dc_reply br;
+        enum lg_res res = bin_res(c, dc_recv(c->dc, &br), &br, err, errlen);
+        if (res != LG_IOERR) {
+            /* A repeat is +OK over RESP: the same acknowledgement. */
+            if (res == LG_ALREADY)
+                res = LG_GOT;
+            else if (res != LG_GOT && res != LG_SRVERR)
+                res = LG_SRVERR;
+            if (res == LG_SRVERR && !dc_is_error(&br))
+                snprintf(err, errlen, "push: unexpected status %s",
+                         wire_status_name(br.status));
+            dc_reply_free(&br);
+        }
+        return res;
     }
     redisReply *rep;
     if (redisGetReply(c->rc, (void **)&rep) != REDIS_OK || rep == NULL)
@@ -1183,6 +1304,29 @@ next_call(struct lg_conn *c, const struct lg_run *r, int picker, char *id,
         copy_id(id, idcap, body, bytes);
         *job = jid;
         return LG_GOT;
+    }
+    if (c->dc != NULL) {
+        char name[32];
+        snprintf(name, sizeof(name), "lg-picker-%d", picker);
+        struct dc_next_args a = {r->warehouse, name, (int64_t)o->lease_s * 1000,
+                                 o->block_ms};
+        struct dc_reply br;
+        enum lg_res res = bin_res(c, dc_next(c->dc, &a, &br), &br, err, errlen);
+        if (res == LG_GOT) {
+            const struct dc_field *f = dc_field_get(dc_order(&br), WIRE_TAG_ID);
+            if (f != NULL) {
+                copy_id(id, idcap, f->s, f->len);
+            } else {
+                snprintf(err, errlen, "NEXT: reply has no id field");
+                res = LG_SRVERR;
+            }
+        } else if (res == LG_ALREADY) {
+            snprintf(err, errlen, "NEXT: unexpected status ALREADY");
+            res = LG_SRVERR;
+        }
+        if (res != LG_IOERR)
+            dc_reply_free(&br);
+        return res;
     }
     redisReply *rep;
     if (c->t == LG_REDIS) {
@@ -1258,6 +1402,22 @@ ship_call(struct lg_conn *c, const struct lg_run *r, int picker, const char *id,
             return LG_ALREADY;
         snprintf(err, errlen, "delete: %s", line);
         return LG_SRVERR;
+    }
+    if (c->dc != NULL) {
+        char name[32];
+        snprintf(name, sizeof(name), "lg-picker-%d", picker);
+        struct dc_outbound_args a = {id, name, 0, NULL, NULL, 0};
+        struct dc_reply br;
+        enum lg_res res =
+            bin_res(c, dc_outbound(c->dc, &a, &br), &br, err, errlen);
+        if (res == LG_EMPTY || res == LG_NOTFOUND) {
+            if (res == LG_EMPTY)
+                snprintf(err, errlen, "outbound: unexpected status NIL");
+            res = LG_SRVERR;
+        }
+        if (res != LG_IOERR)
+            dc_reply_free(&br);
+        return res;
     }
     redisReply *rep;
     if (c->t == LG_REDIS) {
@@ -1344,6 +1504,18 @@ conn_expiries(struct lg_conn *c)
         char *body = bs_body(&c->bs, bytes, err, sizeof(err));
         const char *p = body == NULL ? NULL : strstr(body, "job-timeouts: ");
         return p == NULL ? -1 : strtoll(p + 14, NULL, 10);
+    }
+    if (c->dc != NULL) {
+        struct dc_reply br;
+        int64_t v = -1;
+        if (dc_stats(c->dc, "", &br) != 0)
+            return -1;
+        const struct dc_field *f =
+            br.nrecs ? dc_field_find(&br.recs[0], "lease_expiries") : NULL;
+        if (f != NULL)
+            v = f->i;
+        dc_reply_free(&br);
+        return v;
     }
     redisReply *rep = redisCommand(c->rc, "STATS");
     if (rep == NULL)
@@ -1587,6 +1759,8 @@ struct lg_result {
     int64_t first_push_ns, last_ship_ns;
     double e2e_rate;
     int64_t expiries; /* -1 unknown */
+    bool wire_known;  /* every worker connection reported its bytes */
+    uint64_t wire_sent, wire_recv;
     bool drained_out, interrupted, fatal;
     char fail_msg[256];
     bool ok;
@@ -1770,7 +1944,9 @@ report_json(const struct lg_run *r, const struct lg_result *res,
             const char *command)
 {
     const struct lg_opts *o = &r->o;
-    printf("{\"target\":\"%s\",\"host\":", lg_target_names[o->target]);
+    printf("{\"target\":\"%s\",\"proto\":\"%s\",\"host\":",
+           lg_target_names[o->target],
+           o->proto == LG_BINARY ? "binary" : "resp");
     json_str(o->host);
     printf(",\"port\":%d,\"producers\":%d,\"pickers\":%d,\"pipeline\":%d,"
            "\"rate\":%g,\"pick_ms\":[%g,%g],\"seed\":%" PRIu64
@@ -1816,6 +1992,15 @@ report_json(const struct lg_run *r, const struct lg_result *res,
         printf("null");
     else
         printf("%" PRId64, res->expiries);
+    if (res->wire_known)
+        printf(",\"wire\":{\"bytes_sent\":%" PRIu64
+               ",\"bytes_received\":%" PRIu64 ",\"bytes_per_order\":%.1f}",
+               res->wire_sent, res->wire_recv,
+               res->shipped ? (double)(res->wire_sent + res->wire_recv) /
+                                  (double)res->shipped
+                            : 0.0);
+    else
+        printf(",\"wire\":null");
     printf(",\"invariants\":{\"pushed\":%" PRIu64 ",\"acknowledged\":%" PRIu64
            ",\"push_failed\":%" PRIu64 ",\"shipped\":%" PRIu64
            ",\"missing\":%" PRIu64 ",\"shipped_twice\":%" PRIu64
@@ -1840,11 +2025,12 @@ report_table(const struct lg_run *r, const struct lg_result *res,
              const char *command)
 {
     const struct lg_opts *o = &r->o;
-    printf("loadgen: %s at %s:%d, %d producers (pipeline %d), %d pickers, "
+    printf("loadgen: %s%s at %s:%d, %d producers (pipeline %d), %d pickers, "
            "pick %g..%g ms, seed %" PRIu64 ", run %s\n",
-           lg_target_names[o->target], o->host, o->port, o->producers,
-           o->pipeline, o->pickers, o->pick_lo_ms, o->pick_hi_ms, o->seed,
-           r->tag);
+           lg_target_names[o->target],
+           o->proto == LG_BINARY ? " (binary protocol)" : "", o->host, o->port,
+           o->producers, o->pipeline, o->pickers, o->pick_lo_ms, o->pick_hi_ms,
+           o->seed, r->tag);
     printf("command: %s\n\n", command);
     printf("%-9s %-20s %9s %10s %9s %9s %9s %9s %9s\n", "command", "(wire)",
            "count", "ops/s", "p50 us", "p90 us", "p99 us", "p99.9 us",
@@ -1879,6 +2065,13 @@ report_table(const struct lg_run *r, const struct lg_result *res,
                res->missed[c], hist_quantile(h, 0.5) / 1e6,
                hist_quantile(h, 0.99) / 1e6);
     }
+    if (res->wire_known)
+        printf("\non the wire: %" PRIu64 " bytes sent, %" PRIu64
+               " received by the workers = %.1f bytes per shipped order\n",
+               res->wire_sent, res->wire_recv,
+               res->shipped ? (double)(res->wire_sent + res->wire_recv) /
+                                  (double)res->shipped
+                            : 0.0);
     if (res->expiries < 0)
         printf("\nlease expiries: n/a (%s)\n", o->target == LG_REDIS
                                                    ? "Redis has no leases"
@@ -2088,8 +2281,17 @@ main(int argc, char **argv)
     if (exp0 >= 0 && exp1 >= 0)
         res.expiries = exp1 - exp0;
     conn_close(&ctl);
-    for (int i = 0; i < nw; i++)
+    res.wire_known = true;
+    for (int i = 0; i < nw; i++) {
+        uint64_t snt, rcv;
+        if (conn_wire_bytes(&ws[i].conn, &snt, &rcv)) {
+            res.wire_sent += snt;
+            res.wire_recv += rcv;
+        } else {
+            res.wire_known = false;
+        }
         conn_close(&ws[i].conn);
+    }
 
     analyse(r, ws, nw, &res);
     if (o->json)
