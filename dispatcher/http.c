@@ -10,10 +10,11 @@
  * (http_durable); libevent keeps a held request safe when its client
  * goes away.
  *
- * Connections are counted through a pass-through filter bufferevent
- * whose free callback tells when evhttp lets one go: evhttp 2.1 has no
- * connection limit of its own.  A connection over the limit is answered
- * 503 BUSY and closed.
+ * evhttp 2.1 has no connection limit of its own.  A connection is
+ * counted from its first request (its close callback uncounts it); one
+ * that would pass --http-max-connections is answered 503 BUSY and
+ * closed.  A connection that never sends a request is not counted, and
+ * is closed by the idle timeout.
  */
 #include "http.h"
 
@@ -28,6 +29,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <uthash.h>
 
 #include "conn.h"
 #include "draft.h"
@@ -46,6 +48,12 @@ struct pending {
     struct pending *next;
 };
 
+/* A connection that sent a request (evhttp owns it). */
+struct known_conn {
+    struct evhttp_connection *evcon;
+    UT_hash_handle hh;
+};
+
 struct http {
     struct http_config cfg;
     struct event_base *base;
@@ -54,8 +62,7 @@ struct http {
     const struct conn_counters *cc;
     struct evhttp *eh;
     size_t nconns;
-    struct bufferevent **refused; /* connections over the limit */
-    size_t nrefused, refused_cap;
+    struct known_conn *known;    /* by evcon pointer */
     struct pending *head, *tail; /* waiting for durability, in order */
     uint64_t requests;
 };
@@ -228,14 +235,7 @@ http_durable(struct http *h, uint64_t durable)
         h->head = p->next;
         if (!h->head)
             h->tail = NULL;
-        struct evhttp_connection *evcon = evhttp_request_get_connection(p->req);
-        struct bufferevent *bev =
-            evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
         send_now(p->req, p->status, p->body);
-        /* A filter bufferevent (see the top) moves what evhttp wrote
-           outside its own callbacks only when flushed. */
-        if (bev)
-            bufferevent_flush(bev, EV_WRITE, BEV_FLUSH);
         evbuffer_free(p->body);
         free(p);
     }
@@ -882,13 +882,38 @@ read_body(struct hreq *r)
     return true;
 }
 
-static bool
-refused(struct http *h, struct bufferevent *bev)
+static void
+conn_closed(struct evhttp_connection *evcon, void *arg)
 {
-    for (size_t i = 0; i < h->nrefused; i++)
-        if (h->refused[i] == bev)
-            return true;
-    return false;
+    struct http *h = arg;
+    struct known_conn *k;
+    HASH_FIND_PTR(h->known, &evcon, k);
+    if (k) {
+        HASH_DEL(h->known, k);
+        free(k);
+        h->nconns--;
+    }
+}
+
+/* Count a connection at its first request: false when it is one too
+   many (it is then not counted). */
+static bool
+admit(struct http *h, struct evhttp_connection *evcon)
+{
+    struct known_conn *k;
+    HASH_FIND_PTR(h->known, &evcon, k);
+    if (k)
+        return true;
+    if (h->nconns >= h->cfg.max_conns)
+        return false;
+    k = calloc(1, sizeof *k);
+    if (!k)
+        return false;
+    k->evcon = evcon;
+    HASH_ADD_PTR(h->known, evcon, k);
+    h->nconns++;
+    evhttp_connection_set_closecb(evcon, conn_closed, h);
+    return true;
 }
 
 static void
@@ -900,7 +925,9 @@ on_request(struct evhttp_request *req, void *arg)
 
     h->requests++;
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    if (refused(h, evhttp_connection_get_bufferevent(evcon))) {
+    if (!admit(h, evcon)) {
+        log_msg(LOG_WARN, "HTTP connections at the limit of %zu: refused",
+                h->cfg.max_conns);
         evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
                           "close");
         reply_error(&r, 503, "BUSY", "too many HTTP connections (at most %zu)",
@@ -951,66 +978,6 @@ done:
     free((char *)r.body);
 }
 
-/* ---- connections ---------------------------------------------------- */
-
-struct conn_tag {
-    struct http *h;
-    struct bufferevent *bev;
-};
-
-static void
-conn_gone(void *arg)
-{
-    struct conn_tag *t = arg;
-    struct http *h = t->h;
-    h->nconns--;
-    for (size_t i = 0; i < h->nrefused; i++) {
-        if (h->refused[i] == t->bev) {
-            h->refused[i] = h->refused[--h->nrefused];
-            break;
-        }
-    }
-    free(t);
-}
-
-static struct bufferevent *
-on_new_conn(struct event_base *base, void *arg)
-{
-    struct http *h = arg;
-    struct bufferevent *under =
-        bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-    struct conn_tag *t = calloc(1, sizeof *t);
-    struct bufferevent *bev =
-        under && t ? bufferevent_filter_new(under, NULL, NULL,
-                                            BEV_OPT_CLOSE_ON_FREE, conn_gone, t)
-                   : NULL;
-    if (!bev) {
-        /* evhttp makes a plain bufferevent of its own: not counted. */
-        log_msg(LOG_WARN, "out of memory accepting an HTTP connection");
-        if (under)
-            bufferevent_free(under);
-        free(t);
-        return NULL;
-    }
-    t->h = h;
-    t->bev = bev;
-    h->nconns++;
-    if (h->nconns > h->cfg.max_conns) {
-        if (h->nrefused == h->refused_cap) {
-            size_t cap = h->refused_cap ? 2 * h->refused_cap : 16;
-            void *p = realloc(h->refused, cap * sizeof *h->refused);
-            if (!p)
-                return bev; /* served after all */
-            h->refused = p;
-            h->refused_cap = cap;
-        }
-        h->refused[h->nrefused++] = bev;
-        log_msg(LOG_WARN, "HTTP connections over the limit of %zu",
-                h->cfg.max_conns);
-    }
-    return bev;
-}
-
 struct http *
 http_start(struct event_base *base, struct core *core,
            const struct users *users, const struct http_config *hc)
@@ -1041,7 +1008,6 @@ http_start(struct event_base *base, struct core *core,
                                           EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
                                           EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(h->eh, on_request, h);
-    evhttp_set_bevcb(h->eh, on_new_conn, h);
     if (!evhttp_bind_socket_with_handle(h->eh, hc->bind,
                                         (ev_uint16_t)hc->port)) {
         log_msg(LOG_ERROR, "cannot listen for HTTP on %s:%d", hc->bind,
@@ -1085,7 +1051,12 @@ http_free(struct http *h)
         evbuffer_free(p->body);
         free(p);
     }
-    evhttp_free(h->eh);
-    free(h->refused);
+    evhttp_free(h->eh); /* calls conn_closed for each connection */
+    struct known_conn *k, *tmp;
+    HASH_ITER(hh, h->known, k, tmp)
+    {
+        HASH_DEL(h->known, k);
+        free(k);
+    }
     free(h);
 }

@@ -114,7 +114,9 @@ uint64_t store_durable(struct store *s);
 bool store_ok(struct store *s, char *reason, size_t len);
 
 /* Call fn for each audit entry of id, oldest first; fn returning non-zero
-   stops.  Returns 0, or -1 with err.  Loop thread. */
+   stops.  Every entry queued before the call is included: in batch and
+   none modes it first waits (briefly, at most 2 s) for the writer to
+   catch up.  Returns 0, or -1 with err.  Loop thread. */
 int store_audit(struct store *s, const char *id, size_t idlen,
                 int (*fn)(void *ctx, uint32_t seq,
                           const struct audit_entry *a),
