@@ -8,7 +8,9 @@
  * arriving in small reads is not parsed again on every read), the turn's
  * request budget is spent (the rest waits for the next loop iteration,
  * after other connections), the replies waiting to be sent pass
- * `out_pause` (reading resumes once the peer has read them), or the
+ * `out_pause` (reading resumes once the peer has read them), the store's
+ * hand-off queue is full (reading resumes when the persistence thread
+ * has taken it: back pressure instead of BUSY errors), or the
  * connection pauses (a reply waits for durability, a NEXT blocks).
  */
 #include "conn.h"
@@ -148,7 +150,8 @@ check_output(struct conn *c)
 static void
 conn_resume(struct conn *c)
 {
-    if (conn_paused(c) || c->closing || c->out_paused || c->pool->quiet)
+    if (conn_paused(c) || c->closing || c->out_paused || c->store_wait ||
+        c->pool->quiet)
         return;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     if (!(bufferevent_get_enabled(c->bev) & EV_READ))
@@ -207,6 +210,19 @@ conn_pool_durable(void *arg, uint64_t durable)
 {
     struct conn_pool *pool = arg;
     struct conn **pp = &pool->dwait;
+
+    /* The writer took a group: connections waiting for room read on. */
+    if (pool->swait && !core_store_busy(pool->core)) {
+        struct conn *c = pool->swait;
+        pool->swait = NULL;
+        while (c) {
+            struct conn *next = c->snext;
+            c->store_wait = false;
+            c->snext = NULL;
+            conn_resume(c);
+            c = next;
+        }
+    }
 
     while (*pp) {
         struct conn *c = *pp;
@@ -306,6 +322,14 @@ conn_free(struct conn *c)
             }
         }
     }
+    if (c->store_wait) {
+        for (struct conn **pp = &pool->swait; *pp; pp = &(*pp)->snext) {
+            if (*pp == c) {
+                *pp = c->snext;
+                break;
+            }
+        }
+    }
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -331,7 +355,7 @@ on_read(struct bufferevent *bev, void *arg)
        noticed, but parses nothing until it resumes; turning reading off
        and on for every durable reply would cost two epoll_ctl calls per
        request.  Only a peer that sends this much meanwhile is stopped. */
-    if ((conn_paused(c) || c->out_paused) &&
+    if ((conn_paused(c) || c->out_paused || c->store_wait) &&
         evbuffer_get_length(in) > c->pool->lim.input_max)
         bufferevent_disable(bev, EV_READ);
     process_input(c);
@@ -393,7 +417,7 @@ process_input(struct conn *c)
     size_t len = evbuffer_get_length(in);
 
     if (len == 0 || conn_paused(c) || c->closing || c->out_paused ||
-        pool->quiet)
+        c->store_wait || pool->quiet)
         goto settle;
     if (!c->proto) {
         unsigned char b;
@@ -417,6 +441,12 @@ process_input(struct conn *c)
         }
         if (unsent(c) > pool->lim.out_pause) {
             c->out_paused = true; /* the peer is not reading */
+            break;
+        }
+        if (core_store_busy(pool->core)) {
+            c->store_wait = true; /* resumed by conn_pool_durable */
+            c->snext = pool->swait;
+            pool->swait = c;
             break;
         }
         size_t need = 0;

@@ -89,6 +89,7 @@ struct conn_pool {
     size_t n;
     uint64_t next_id;
     struct conn *dwait; /* paused until a ticket is durable */
+    struct conn *swait; /* paused until the store takes changes */
     bool quiet;         /* stopping: read nothing more */
     struct conn_counters cnt;
 };
@@ -115,6 +116,7 @@ struct conn {
     bool in_dwait;          /* on pool->dwait */
     bool out_paused;        /* not read: replies backed up */
     bool killed;            /* dropped by a limit: freed next turn */
+    bool store_wait;        /* on pool->swait: the store is busy */
 
     struct waiter waiter;    /* a blocked NEXT */
     struct event_sink sink;  /* events, when listening */
@@ -134,6 +136,7 @@ struct conn {
 
     struct conn *prev, *next; /* pool->conns */
     struct conn *dnext;       /* pool->dwait */
+    struct conn *snext;       /* pool->swait */
 };
 
 void conn_pool_init(struct conn_pool *pool, struct event_base *base,

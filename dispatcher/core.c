@@ -818,6 +818,12 @@ core_checkpoint(struct core *c, const char *name, size_t name_len,
     snprintf(r->msg, sizeof r->msg, "%s", path);
 }
 
+bool
+core_store_busy(struct core *c)
+{
+    return store_busy(c->store);
+}
+
 void
 core_each_warehouse(struct core *c,
                     void (*fn)(void *ctx, const char *warehouse), void *ctx)

@@ -222,6 +222,11 @@ bool core_position(struct core *c, const struct order *o, size_t *rank,
 void core_checkpoint(struct core *c, const char *name, size_t name_len,
                      struct core_result *r);
 
+/* True while the store's hand-off queue is full: changes would be
+   refused BUSY.  Front ends that can stop reading do so until it clears
+   (the durable hook is called when the writer takes a group). */
+bool core_store_busy(struct core *c);
+
 /* Call fn for every warehouse that has orders. */
 void core_each_warehouse(struct core *c,
                          void (*fn)(void *ctx, const char *warehouse),

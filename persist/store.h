@@ -104,7 +104,9 @@ uint64_t store_delete(struct store *s, const char *id);
    not yet taken by the persistence thread (the disk is behind): the
    caller should answer BUSY to new writes instead of queueing more.  It
    turns false by itself when the thread takes the queue for its next
-   group; nothing is called then, so ask again.  Loop thread. */
+   group; nothing is called then, so ask again.  Loop thread.    When it answers true, the next group the thread writes wakes the
+   loop (opt.wake) in every mode, so a caller that stopped for room hears
+   when there is some. */
 bool store_busy(struct store *s);
 
 /* Highest ticket that is durable under the store's mode.  Any thread. */
