@@ -35,6 +35,8 @@ config_default(struct config *cfg)
     cfg->max_clients = 10000;
     cfg->idle_timeout_ms = 300 * SEC;
     cfg->retention_ms = 30 * DAY;
+    cfg->event_retention_ms = 7 * DAY;
+    cfg->event_retention_count = 1000000;
     cfg->log_level = LOG_INFO;
     cfg->checkpoint_dir[0] = '\0'; /* beside the data directory */
     cfg->out_hard = (size_t)256 << 20;
@@ -104,8 +106,7 @@ config_size(const char *s, size_t *bytes)
 }
 
 int
-config_output_limit(const char *s, size_t *hard, size_t *soft,
-                    int64_t *soft_ms)
+config_output_limit(const char *s, size_t *hard, size_t *soft, int64_t *soft_ms)
 {
     char a[32], b[32], c[32], extra[2];
     size_t h, so;
@@ -172,6 +173,9 @@ enum opt_id {
     OPT_WMS_AT,
     OPT_WMS_OPERATOR,
     OPT_WMS_PHOTO,
+    OPT_EVENT_RETENTION,
+    OPT_EVENT_RETENTION_COUNT,
+    OPT_SSE_HEARTBEAT,
 };
 
 static const struct option long_options[] = {
@@ -197,8 +201,7 @@ static const struct option long_options[] = {
     {"escalate-normal", required_argument, NULL, OPT_ESCALATE_NORMAL},
     {"checkpoint-dir", required_argument, NULL, OPT_CHECKPOINT_DIR},
     {"client-output-limit", required_argument, NULL, OPT_CLIENT_OUTPUT},
-    {"subscriber-output-limit", required_argument, NULL,
-     OPT_SUBSCRIBER_OUTPUT},
+    {"subscriber-output-limit", required_argument, NULL, OPT_SUBSCRIBER_OUTPUT},
     {"deadline-max-ahead", required_argument, NULL, OPT_DEADLINE_AHEAD},
     {"store-queue-max", required_argument, NULL, OPT_STORE_QUEUE_MAX},
     {"users", required_argument, NULL, OPT_USERS},
@@ -211,6 +214,10 @@ static const struct option long_options[] = {
     {"wms-field-at", required_argument, NULL, OPT_WMS_AT},
     {"wms-field-operator", required_argument, NULL, OPT_WMS_OPERATOR},
     {"wms-field-photo", required_argument, NULL, OPT_WMS_PHOTO},
+    {"event-retention", required_argument, NULL, OPT_EVENT_RETENTION},
+    {"event-retention-count", required_argument, NULL,
+     OPT_EVENT_RETENTION_COUNT},
+    {"sse-heartbeat", required_argument, NULL, OPT_SSE_HEARTBEAT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -219,68 +226,105 @@ static const struct option long_options[] = {
 static void
 usage(FILE *f)
 {
-    fprintf(f,
-"Usage: dispatchd [OPTION]...\n"
-"Decide which warehouse order is picked next: a durable pick queue spoken to\n"
-"over RESP (redis-cli, hiredis and any Redis client work).\n"
-"\n"
-"  -b, --bind ADDR          listen address (default 127.0.0.1)\n"
-"  -p, --port PORT          RESP port (default 7420)\n"
-"  -d, --data DIR           RocksDB data directory (default var/data)\n"
-"      --http-port PORT     HTTP/JSON gateway port (default 7421, 0 = off)\n"
-"      --users FILE         'name role secret' lines (roles viewer, erp, wms,\n"
-"                           admin); clients must AUTH (RESP, binary) or send\n"
-"                           'Authorization: Bearer SECRET' (HTTP).  Required\n"
-"                           to bind to a non-loopback address; mode 600\n"
-"      --http-body-max SIZE largest HTTP request body (default 1mb)\n"
-"      --http-max-connections N  HTTP connections at once (default 1024)\n"
-"      --http-idle-timeout DUR   close idle HTTP connections (default 60s)\n"
-"      --wms-field-order NAME    the WMS callback's field names: order\n"
-"      --wms-field-at NAME       (order_no), time (outbound_at), operator\n"
-"      --wms-field-operator NAME (operator) and photo (photo_url)\n"
-"      --wms-field-photo NAME\n"
-"  -c, --config FILE        INI file; keys are these long option names\n"
-"      --durability MODE    sync (reply after the WAL sync, default),\n"
-"                           batch (reply at once, sync every --batch-ms),\n"
-"                           none (never sync explicitly)\n"
-"      --batch-ms N         batch mode sync period (default 10)\n"
-"      --store-queue-max N  changes waiting for the store before new ones\n"
-"                           are refused with BUSY (default 8192)\n"
-"      --lease-default DUR  lease given by NEXT (default 300s)\n"
-"      --lease-max DUR      longest lease NEXT/TOUCH grant (default 1h)\n"
-"      --max-clients N      connections at once (default 10000)\n"
-"      --idle-timeout DUR   close idle clients after DUR, 0 = never\n"
-"                           (default 300s; blocked and subscribed exempt)\n"
-"      --retention DUR      keep shipped/delivered/cancelled orders\n"
-"                           readable for DUR (default 30d)\n"
-"      --pick-estimate DUR  mean pick time before one is measured (2m)\n"
-"      --deadline-CLASS DUR default deadline when a push has none, for\n"
-"                           CLASS asn (default: required), rush4h (4h),\n"
-"                           rush24h (24h), normal (72h); 0 = required\n"
-"      --escalate-CLASS DUR promote an order one class up when its deadline\n"
-"                           is within DUR: rush4h (30m), rush24h (4h),\n"
-"                           normal (24h); 0 = never\n"
-"      --confirm-timeout DUR an order reported PICKED with no outbound\n"
-"                           confirmation after DUR fires an 'unconfirmed'\n"
-"                           event (default 30m, 0 = never)\n"
-"      --deadline-max-ahead DUR  refuse deadlines further ahead than DUR\n"
-"                           (default 1826d, five years; before 2000: always)\n"
-"      --checkpoint-dir DIR CHECKPOINT name writes DIR/name only\n"
-"                           (default: checkpoints beside the data directory)\n"
-"      --client-output-limit \"HARD SOFT PERIOD\"\n"
-"                           close a client whose unread replies pass HARD, or\n"
-"                           SOFT for PERIOD (default \"256mb 64mb 60s\"; a\n"
-"                           client that does not read is not read from\n"
-"                           once 1mb of its replies wait)\n"
-"      --subscriber-output-limit \"HARD SOFT PERIOD\"\n"
-"                           the same for SUBSCRIBE (default \"32mb 8mb 60s\")\n"
-"      --log-level LEVEL    error, warn, info (default) or debug\n"
-"  -h, --help               this text\n"
-"  -V, --version            the version\n"
-"\n"
-"Durations: 250ms, 30s, 15m, 4h, 30d, 5y; a bare number means seconds.\n"
-"Sizes: 512, 64kb, 32mb, 1gb.\n"
-"Example: dispatchd --port 7420 --data /var/lib/dispatchd --durability sync\n");
+    fprintf(
+        f,
+        "Usage: dispatchd [OPTION]...\n"
+        "Decide which warehouse order is picked next: a durable pick queue "
+        "spoken to\n"
+        "over RESP (redis-cli, hiredis and any Redis client work).\n"
+        "\n"
+        "  -b, --bind ADDR          listen address (default 127.0.0.1)\n"
+        "  -p, --port PORT          RESP port (default 7420)\n"
+        "  -d, --data DIR           RocksDB data directory (default var/data)\n"
+        "      --http-port PORT     HTTP/JSON gateway port (default 7421, 0 = "
+        "off)\n"
+        "      --users FILE         'name role secret' lines (roles viewer, "
+        "erp, wms,\n"
+        "                           admin); clients must AUTH (RESP, binary) "
+        "or send\n"
+        "                           'Authorization: Bearer SECRET' (HTTP).  "
+        "Required\n"
+        "                           to bind to a non-loopback address; mode "
+        "600\n"
+        "      --http-body-max SIZE largest HTTP request body (default 1mb)\n"
+        "      --http-max-connections N  HTTP connections at once (default "
+        "1024)\n"
+        "      --http-idle-timeout DUR   close idle HTTP connections (default "
+        "60s)\n"
+        "      --wms-field-order NAME    the WMS callback's field names: "
+        "order\n"
+        "      --wms-field-at NAME       (order_no), time (outbound_at), "
+        "operator\n"
+        "      --wms-field-operator NAME (operator) and photo (photo_url)\n"
+        "      --wms-field-photo NAME\n"
+        "  -c, --config FILE        INI file; keys are these long option "
+        "names\n"
+        "      --durability MODE    sync (reply after the WAL sync, default),\n"
+        "                           batch (reply at once, sync every "
+        "--batch-ms),\n"
+        "                           none (never sync explicitly)\n"
+        "      --batch-ms N         batch mode sync period (default 10)\n"
+        "      --store-queue-max N  changes waiting for the store before new "
+        "ones\n"
+        "                           are refused with BUSY (default 8192)\n"
+        "      --lease-default DUR  lease given by NEXT (default 300s)\n"
+        "      --lease-max DUR      longest lease NEXT/TOUCH grant (default "
+        "1h)\n"
+        "      --max-clients N      connections at once (default 10000)\n"
+        "      --idle-timeout DUR   close idle clients after DUR, 0 = never\n"
+        "                           (default 300s; blocked and subscribed "
+        "exempt)\n"
+        "      --retention DUR      keep shipped/delivered/cancelled orders\n"
+        "                           readable for DUR (default 30d)\n"
+        "      --event-retention DUR  keep logged events for DUR (default 7d)\n"
+        "      --event-retention-count N  and at most the last N (default "
+        "1000000)\n"
+        "      --sse-heartbeat DUR  comment sent to idle SSE clients (default "
+        "15s)\n"
+        "      --pick-estimate DUR  mean pick time before one is measured "
+        "(2m)\n"
+        "      --deadline-CLASS DUR default deadline when a push has none, "
+        "for\n"
+        "                           CLASS asn (default: required), rush4h "
+        "(4h),\n"
+        "                           rush24h (24h), normal (72h); 0 = required\n"
+        "      --escalate-CLASS DUR promote an order one class up when its "
+        "deadline\n"
+        "                           is within DUR: rush4h (30m), rush24h "
+        "(4h),\n"
+        "                           normal (24h); 0 = never\n"
+        "      --confirm-timeout DUR an order reported PICKED with no "
+        "outbound\n"
+        "                           confirmation after DUR fires an "
+        "'unconfirmed'\n"
+        "                           event (default 30m, 0 = never)\n"
+        "      --deadline-max-ahead DUR  refuse deadlines further ahead than "
+        "DUR\n"
+        "                           (default 1826d, five years; before 2000: "
+        "always)\n"
+        "      --checkpoint-dir DIR CHECKPOINT name writes DIR/name only\n"
+        "                           (default: checkpoints beside the data "
+        "directory)\n"
+        "      --client-output-limit \"HARD SOFT PERIOD\"\n"
+        "                           close a client whose unread replies pass "
+        "HARD, or\n"
+        "                           SOFT for PERIOD (default \"256mb 64mb "
+        "60s\"; a\n"
+        "                           client that does not read is not read "
+        "from\n"
+        "                           once 1mb of its replies wait)\n"
+        "      --subscriber-output-limit \"HARD SOFT PERIOD\"\n"
+        "                           the same for SUBSCRIBE (default \"32mb 8mb "
+        "60s\")\n"
+        "      --log-level LEVEL    error, warn, info (default) or debug\n"
+        "  -h, --help               this text\n"
+        "  -V, --version            the version\n"
+        "\n"
+        "Durations: 250ms, 30s, 15m, 4h, 30d, 5y; a bare number means "
+        "seconds.\n"
+        "Sizes: 512, 64kb, 32mb, 1gb.\n"
+        "Example: dispatchd --port 7420 --data /var/lib/dispatchd --durability "
+        "sync\n");
 }
 
 /* Apply one setting by its long name; the file and argv share this. */
@@ -326,6 +370,11 @@ config_set(struct config *cfg, int id, const char *name, const char *v)
         if (parse_int(v, 1, 10000000, &n))
             goto bad;
         cfg->store_queue_max = (int)n;
+        return 0;
+    case OPT_EVENT_RETENTION_COUNT:
+        if (parse_int(v, 1, 1000000000, &n))
+            goto bad;
+        cfg->event_retention_count = (uint64_t)n;
         return 0;
     case OPT_MAX_CLIENTS:
         if (parse_int(v, 1, 1000000, &n))
@@ -429,6 +478,16 @@ config_set(struct config *cfg, int id, const char *name, const char *v)
         break;
     case OPT_RETENTION:
         cfg->retention_ms = ms;
+        break;
+    case OPT_EVENT_RETENTION:
+        if (ms < SEC)
+            goto bad;
+        cfg->event_retention_ms = ms;
+        break;
+    case OPT_SSE_HEARTBEAT:
+        if (ms < 100)
+            goto bad;
+        cfg->http.sse_heartbeat_ms = ms;
         break;
     case OPT_PICK_ESTIMATE:
         if (ms < 1)

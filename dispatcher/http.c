@@ -77,6 +77,8 @@ http_config_default(struct http_config *hc)
     hc->headers_max = 16 * 1024;
     hc->idle_timeout_ms = 60 * 1000;
     hc->max_conns = 1024;
+    hc->sse_heartbeat_ms = 15 * 1000;
+    hc->sse_out_max = (size_t)8 << 20;
     snprintf(hc->wms_order, sizeof hc->wms_order, "order_no");
     snprintf(hc->wms_at, sizeof hc->wms_at, "outbound_at");
     snprintf(hc->wms_operator, sizeof hc->wms_operator, "operator");

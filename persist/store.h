@@ -12,7 +12,9 @@
  * opt.wake() so the loop can send the replies that waited.
  *
  * Column families: "orders" (id -> record), "audit" (id, 0x00, big-endian
- * u32 sequence -> entry), "meta" (format version).  Knows nothing of
+ * u32 sequence -> entry), "meta" (format version), "events" (big-endian
+ * u64 event sequence -> the event's JSON; created when an older store
+ * lacks it).  Knows nothing of
  * sockets or libevent.  Thread rules are given per function.
  */
 #ifndef DISPATCHD_STORE_H
@@ -31,11 +33,11 @@ enum store_durability {
 };
 
 struct store_options {
-    int durability;          /* enum store_durability; default STORE_SYNC */
-    int batch_ms;            /* STORE_BATCH sync period; default 10 */
-    size_t queue_max;        /* records waiting before store_busy() is
-                                true (soft: puts beyond it are accepted);
-                                default 8192 (also when 0) */
+    int durability;   /* enum store_durability; default STORE_SYNC */
+    int batch_ms;     /* STORE_BATCH sync period; default 10 */
+    size_t queue_max; /* records waiting before store_busy() is
+                         true (soft: puts beyond it are accepted);
+                         default 8192 (also when 0) */
     /* Called from the persistence thread each time the durable ticket
        advances or the health changes.  Must be thread-safe and quick. */
     void (*wake)(void *arg);
@@ -45,15 +47,15 @@ struct store_options {
 /* One audit trail entry: time, actor, action, old and new state, and the
    raw message that caused it. */
 struct audit_entry {
-    int64_t at;          /* ms */
-    int action;          /* enum order_action */
-    int from;            /* enum order_state, or -1 (push) */
-    int to;              /* enum order_state */
-    const char *actor;   /* client name, or "" */
+    int64_t at;        /* ms */
+    int action;        /* enum order_action */
+    int from;          /* enum order_state, or -1 (push) */
+    int to;            /* enum order_state */
+    const char *actor; /* client name, or "" */
     size_t actor_len;
-    const char *raw;     /* the raw message, or "" */
+    const char *raw; /* the raw message, or "" */
     size_t raw_len;
-    const char *note;    /* reason, lease, picker...; or "" */
+    const char *note; /* reason, lease, picker...; or "" */
     size_t note_len;
 };
 
@@ -61,13 +63,13 @@ struct audit_entry {
 
 struct store_stats {
     int durability;
-    uint64_t submitted;   /* tickets handed out */
-    uint64_t durable;     /* highest durable ticket */
-    uint64_t groups;      /* write batches committed */
-    uint64_t records;     /* records written */
-    uint64_t syncs;       /* WAL syncs */
+    uint64_t submitted; /* tickets handed out */
+    uint64_t durable;   /* highest durable ticket */
+    uint64_t groups;    /* write batches committed */
+    uint64_t records;   /* records written */
+    uint64_t syncs;     /* WAL syncs */
     uint64_t sync_us_last, sync_us_max, sync_us_total;
-    uint64_t failures;    /* failed group writes (each retried) */
+    uint64_t failures; /* failed group writes (each retried) */
     size_t max_group;
     /* Groups by size: [i] counts groups of 2^(i-1) < size <= 2^i records
        ([0]: one record); the last also counts every larger group. */
@@ -100,6 +102,36 @@ uint64_t store_put(struct store *s, const struct order *o,
 /* Delete an order and its whole audit trail (retention).  Same returns. */
 uint64_t store_delete(struct store *s, const char *id);
 
+/* The event log.  An event is written in the same WriteBatch as the
+   change it reports: the loop calls store_group_begin(), then store_put()
+   (the change) and store_event() (its events), then store_group_end().
+   While a group is held the persistence thread does not take the queue,
+   so everything queued inside it is committed together.  Holds nest; the
+   loop must not wait for anything while it holds one.  Loop thread. */
+void store_group_begin(struct store *s);
+void store_group_end(struct store *s);
+/* Queue event seq (json, len bytes).  Returns its ticket; not refused
+   while the store is failing (it reports a change that was accepted),
+   only 0 once the store is closing.  Loop thread. */
+uint64_t store_event(struct store *s, uint64_t seq, const char *json,
+                     size_t len);
+/* Delete every event with a sequence below `below` (retention), as one
+   range delete.  Returns the ticket, or 0 as store_delete.  Loop thread. */
+uint64_t store_events_trim(struct store *s, uint64_t below);
+/* The highest (lowest) stored event sequence, 0 when there is none.
+   Returns 0, or -1 with err.  Loop thread. */
+int store_events_last(struct store *s, uint64_t *seq, char *err, size_t errlen);
+int store_events_first(struct store *s, uint64_t *seq, char *err,
+                       size_t errlen);
+/* Call fn for at most n stored events with a sequence > after, in order;
+   fn returning non-zero stops.  Like store_audit, waits (briefly) for the
+   writer in batch and none modes.  Returns 0, or -1 with err.  Loop
+   thread. */
+int store_events_read(struct store *s, uint64_t after, size_t n,
+                      int (*fn)(void *ctx, uint64_t seq, const char *json,
+                                size_t len),
+                      void *ctx, char *err, size_t errlen);
+
 /* true while opt.queue_max or more records wait in the hand-off queue,
    not yet taken by the persistence thread (the disk is behind): the
    caller should answer BUSY to new writes instead of queueing more.  It
@@ -118,8 +150,7 @@ bool store_ok(struct store *s, char *reason, size_t len);
    none modes it first waits (briefly, at most 2 s) for the writer to
    catch up.  Returns 0, or -1 with err.  Loop thread. */
 int store_audit(struct store *s, const char *id, size_t idlen,
-                int (*fn)(void *ctx, uint32_t seq,
-                          const struct audit_entry *a),
+                int (*fn)(void *ctx, uint32_t seq, const struct audit_entry *a),
                 void *ctx, char *err, size_t errlen);
 
 /* A consistent online copy in dir (which must not exist), usable with
