@@ -276,3 +276,94 @@ Test(eventlog, retention_by_count)
     redisFree(c);
     cr_assert_eq(e2e_stop(&dmn), 0);
 }
+
+/* ---- SSE ---- */
+
+/* Reads from fd into buf (NUL-terminated) until `want` appears or ms
+   pass; true when it appeared. */
+static bool
+read_until(int fd, char *buf, size_t cap, size_t *len, const char *want,
+           long ms)
+{
+    int64_t until = e2e_now_ms() + ms;
+    while (!strstr(buf, want)) {
+        int64_t left = until - e2e_now_ms();
+        if (left <= 0 || *len + 1 >= cap)
+            return false;
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)left) <= 0)
+            continue;
+        ssize_t n = read(fd, buf + *len, cap - 1 - *len);
+        if (n <= 0)
+            return false;
+        *len += (size_t)n;
+        buf[*len] = '\0';
+    }
+    return true;
+}
+
+static int
+sse_open(const char *extra_header, const char *query)
+{
+    int fd = e2e_raw_connect(dmn.http_port);
+    char req[300];
+    int n = snprintf(req, sizeof req,
+                     "GET /v1/events%s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n",
+                     query, extra_header);
+    cr_assert_eq(write(fd, req, (size_t)n), n);
+    return fd;
+}
+
+Test(eventlog, sse_backlog_resume_live_heartbeat)
+{
+    START("--durability", "sync", "--sse-heartbeat", "1s", NULL);
+    redisContext *c = e2e_connect(&dmn);
+    push_base(c);
+    for (int i = 0; i < 3; i++)
+        push_rush(c, i);
+
+    static char buf[65536];
+    size_t len = 0;
+    buf[0] = '\0';
+    int fd = sse_open("", "");
+    cr_assert(read_until(fd, buf, sizeof buf, &len, "id: 3\n", 5000), "%s",
+              buf);
+    cr_assert_not_null(strstr(buf, "HTTP/1.1 200"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "Content-Type: text/event-stream"), "%s",
+                       buf);
+    cr_assert_not_null(strstr(buf, "id: 1\nevent: jump\ndata: {\"seq\":1,"),
+                       "%s", buf);
+    /* A live event. */
+    push_rush(c, 3);
+    cr_assert(read_until(fd, buf, sizeof buf, &len, "id: 4\n", 5000), "%s",
+              buf);
+    cr_assert_not_null(strstr(buf, "\"order\":\"R-3\""), "%s", buf);
+    /* The heartbeat comment, every second here. */
+    cr_assert(read_until(fd, buf, sizeof buf, &len, ": heartbeat\n\n", 3000),
+              "%s", buf);
+    close(fd);
+
+    /* Resume after Last-Event-ID: only 3 and 4. */
+    len = 0;
+    buf[0] = '\0';
+    fd = sse_open("Last-Event-ID: 2\r\n", "");
+    cr_assert(read_until(fd, buf, sizeof buf, &len, "id: 4\n", 5000), "%s",
+              buf);
+    cr_assert_null(strstr(buf, "id: 2\n"), "%s", buf);
+    cr_assert_not_null(strstr(buf, "id: 3\n"), "%s", buf);
+    close(fd);
+
+    /* ?from= does the same. */
+    len = 0;
+    buf[0] = '\0';
+    fd = sse_open("", "?from=3");
+    cr_assert(read_until(fd, buf, sizeof buf, &len, "id: 4\n", 5000), "%s",
+              buf);
+    cr_assert_null(strstr(buf, "id: 3\n"), "%s", buf);
+    close(fd);
+
+    /* The daemon noticed the closed streams and still works. */
+    e2e_expect(c, "PONG", "PING");
+    redisFree(c);
+    cr_assert_eq(e2e_stop(&dmn), 0);
+}
