@@ -35,6 +35,8 @@ config_default(struct config *cfg)
     cfg->max_clients = 10000;
     cfg->idle_timeout_ms = 300 * SEC;
     cfg->retention_ms = 30 * DAY;
+    cfg->event_retention_ms = 7 * DAY;
+    cfg->event_retention_count = 1000000;
     cfg->log_level = LOG_INFO;
     cfg->checkpoint_dir[0] = '\0'; /* beside the data directory */
     cfg->out_hard = (size_t)256 << 20;
@@ -172,6 +174,9 @@ enum opt_id {
     OPT_WMS_AT,
     OPT_WMS_OPERATOR,
     OPT_WMS_PHOTO,
+    OPT_EVENT_RETENTION,
+    OPT_EVENT_RETENTION_COUNT,
+    OPT_SSE_HEARTBEAT,
 };
 
 static const struct option long_options[] = {
@@ -211,6 +216,10 @@ static const struct option long_options[] = {
     {"wms-field-at", required_argument, NULL, OPT_WMS_AT},
     {"wms-field-operator", required_argument, NULL, OPT_WMS_OPERATOR},
     {"wms-field-photo", required_argument, NULL, OPT_WMS_PHOTO},
+    {"event-retention", required_argument, NULL, OPT_EVENT_RETENTION},
+    {"event-retention-count", required_argument, NULL,
+     OPT_EVENT_RETENTION_COUNT},
+    {"sse-heartbeat", required_argument, NULL, OPT_SSE_HEARTBEAT},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -253,6 +262,9 @@ usage(FILE *f)
 "                           (default 300s; blocked and subscribed exempt)\n"
 "      --retention DUR      keep shipped/delivered/cancelled orders\n"
 "                           readable for DUR (default 30d)\n"
+"      --event-retention DUR  keep logged events for DUR (default 7d)\n"
+"      --event-retention-count N  and at most the last N (default 1000000)\n"
+"      --sse-heartbeat DUR  comment sent to idle SSE clients (default 15s)\n"
 "      --pick-estimate DUR  mean pick time before one is measured (2m)\n"
 "      --deadline-CLASS DUR default deadline when a push has none, for\n"
 "                           CLASS asn (default: required), rush4h (4h),\n"
@@ -326,6 +338,11 @@ config_set(struct config *cfg, int id, const char *name, const char *v)
         if (parse_int(v, 1, 10000000, &n))
             goto bad;
         cfg->store_queue_max = (int)n;
+        return 0;
+    case OPT_EVENT_RETENTION_COUNT:
+        if (parse_int(v, 1, 1000000000, &n))
+            goto bad;
+        cfg->event_retention_count = (uint64_t)n;
         return 0;
     case OPT_MAX_CLIENTS:
         if (parse_int(v, 1, 1000000, &n))
@@ -429,6 +446,16 @@ config_set(struct config *cfg, int id, const char *name, const char *v)
         break;
     case OPT_RETENTION:
         cfg->retention_ms = ms;
+        break;
+    case OPT_EVENT_RETENTION:
+        if (ms < SEC)
+            goto bad;
+        cfg->event_retention_ms = ms;
+        break;
+    case OPT_SSE_HEARTBEAT:
+        if (ms < 100)
+            goto bad;
+        cfg->http.sse_heartbeat_ms = ms;
         break;
     case OPT_PICK_ESTIMATE:
         if (ms < 1)

@@ -13,18 +13,20 @@
 #include "pickq.h"
 
 struct config {
-    char bind[256];           /* listen address: 127.0.0.1 */
-    int port;                 /* RESP port: 7420 */
-    char data[PATH_MAX];      /* RocksDB directory: ./var/data */
-    int durability;           /* enum store_durability: sync */
-    int batch_ms;             /* batch mode sync period: 10 */
-    int store_queue_max;      /* records waiting for the store before
-                                 changes are refused BUSY: 8192 */
-    int max_clients;          /* connections accepted at once: 10000 */
-    int64_t idle_timeout_ms;  /* close idle clients after: 300 s (0 off) */
-    int64_t retention_ms;     /* keep finished orders for: 30 d */
-    int log_level;            /* enum log_level: info */
-    char users[PATH_MAX];     /* --users FILE; "" = no authentication */
+    char bind[256];             /* listen address: 127.0.0.1 */
+    int port;                   /* RESP port: 7420 */
+    char data[PATH_MAX];        /* RocksDB directory: ./var/data */
+    int durability;             /* enum store_durability: sync */
+    int batch_ms;               /* batch mode sync period: 10 */
+    int store_queue_max;        /* records waiting for the store before
+                                   changes are refused BUSY: 8192 */
+    int max_clients;            /* connections accepted at once: 10000 */
+    int64_t idle_timeout_ms;    /* close idle clients after: 300 s (0 off) */
+    int64_t retention_ms;       /* keep finished orders for: 30 d */
+    int64_t event_retention_ms; /* keep logged events for: 7 d */
+    uint64_t event_retention_count; /* and at most this many: 10^6 */
+    int log_level;                  /* enum log_level: info */
+    char users[PATH_MAX];           /* --users FILE; "" = no authentication */
     struct http_config http;  /* --http-port 7421 (0: off), bound as RESP */
     char checkpoint_dir[400];      /* CHECKPOINT writes below: var/checkpoints
                                       (the data directory's sibling) */

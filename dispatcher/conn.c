@@ -88,6 +88,15 @@ conn_reap(struct conn *c)
     return true;
 }
 
+/* Stop a blocked EVENTS FROM without answering it. */
+static void
+ewait_end(struct conn *c)
+{
+    events_unlisten(&c->pool->core->events, &c->ewait);
+    if (c->ewait_ev)
+        event_del(c->ewait_ev);
+}
+
 /* Drop c at the next turn of the loop: it may be in the middle of a
    callback chain (an event being published to every listener). */
 static void
@@ -97,6 +106,7 @@ conn_kill(struct conn *c, const char *why)
             why);
     conn_unlisten(c);
     waiters_cancel(&c->waiter);
+    ewait_end(c);
     evbuffer_drain(c->out, evbuffer_get_length(c->out));
     struct evbuffer *ob = bufferevent_get_output(c->bev);
     evbuffer_drain(ob, evbuffer_get_length(ob));
@@ -299,6 +309,51 @@ conn_unlisten(struct conn *c)
 }
 
 static void
+on_ewait_sink(struct event_sink *s, uint64_t seq, const char *type,
+              const char *json, size_t len)
+{
+    struct conn *c = s->ctx;
+    (void)type;
+    if (seq <= c->ewait_after)
+        return;
+    ewait_end(c);
+    if (c->closing || !c->proto || !c->proto->events_waited)
+        return;
+    c->proto->events_waited(c, seq, json, len);
+    conn_settle(c);
+}
+
+static void
+on_ewait_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+    ewait_end(c);
+    if (c->closing || !c->proto || !c->proto->events_waited)
+        return;
+    c->proto->events_waited(c, 0, NULL, 0);
+    conn_settle(c);
+}
+
+void
+conn_wait_event(struct conn *c, uint64_t after, int64_t ms)
+{
+    if (!c->ewait_ev) {
+        c->ewait_ev = evtimer_new(c->pool->base, on_ewait_timeout, c);
+        if (!c->ewait_ev)
+            log_fatal("out of memory: client %" PRIu64 " EVENTS BLOCK", c->id);
+    }
+    c->ewait_after = after;
+    events_listen(&c->pool->core->events, &c->ewait);
+    if (ms > 0) {
+        struct timeval tv = {.tv_sec = ms / 1000,
+                             .tv_usec = (ms % 1000) * 1000};
+        evtimer_add(c->ewait_ev, &tv);
+    }
+}
+
+static void
 on_waited(struct waiter *w, struct order *o, uint64_t ticket)
 {
     struct conn *c = w->ctx;
@@ -314,6 +369,9 @@ conn_free(struct conn *c)
 
     waiter_free(&c->waiter);
     conn_unlisten(c);
+    ewait_end(c);
+    if (c->ewait_ev)
+        event_free(c->ewait_ev);
     if (c->in_dwait) {
         for (struct conn **pp = &pool->dwait; *pp; pp = &(*pp)->dnext) {
             if (*pp == c) {
@@ -531,6 +589,8 @@ conn_accept(struct conn_pool *pool, int fd, const struct sockaddr *sa)
     }
     c->sink.emit = on_sink;
     c->sink.ctx = c;
+    c->ewait.emit = on_ewait_sink;
+    c->ewait.ctx = c;
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
         char ip[INET_ADDRSTRLEN] = "?";
@@ -568,8 +628,11 @@ void
 conn_pool_quiesce(struct conn_pool *pool)
 {
     pool->quiet = true;
-    for (struct conn *c = pool->conns; c; c = c->next)
+    for (struct conn *c = pool->conns; c; c = c->next) {
         bufferevent_disable(c->bev, EV_READ);
+        if (c->ewait.listening && c->ewait_ev)
+            event_active(c->ewait_ev, EV_TIMEOUT, 0);
+    }
 }
 
 bool

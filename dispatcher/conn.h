@@ -50,6 +50,11 @@ struct proto {
     /* An event for a listening connection. */
     void (*event)(struct conn *c, uint64_t seq, const char *type,
                   const char *json, size_t len);
+    /* A blocked EVENTS FROM ended: the first event after the one asked
+       for, or json NULL (timeout).  May be NULL for a protocol without
+       it. */
+    void (*events_waited)(struct conn *c, uint64_t seq, const char *json,
+                          size_t len);
     /* Too much output: say so before the connection closes (may be NULL). */
     void (*overflow)(struct conn *c);
 };
@@ -120,6 +125,9 @@ struct conn {
 
     struct waiter waiter;    /* a blocked NEXT */
     struct event_sink sink;  /* events, when listening */
+    struct event_sink ewait; /* a blocked EVENTS FROM (conn_wait_event) */
+    struct event *ewait_ev;  /* its timeout */
+    uint64_t ewait_after;    /* it waits for an event with seq > this */
     struct event *resume_ev; /* made active to read on later */
 
     /* Per-protocol state. */
@@ -183,10 +191,13 @@ conn_may(const struct conn *c, int op)
 /* Authenticate c as name/secret: true when the pair is right. */
 bool conn_auth(struct conn *c, const char *name, size_t name_len,
                const char *secret, size_t secret_len);
+/* Wait up to ms (0: for ever) for the next event with a sequence above
+   after; proto->events_waited answers.  Reads nothing meanwhile. */
+void conn_wait_event(struct conn *c, uint64_t after, int64_t ms);
 static inline bool
 conn_paused(const struct conn *c)
 {
-    return c->in_dwait || waiter_waiting(&c->waiter);
+    return c->in_dwait || waiter_waiting(&c->waiter) || c->ewait.listening;
 }
 
 #endif

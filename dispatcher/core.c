@@ -184,9 +184,12 @@ commit(struct core *c, const char *actor, struct order *o, int action, int from,
        const char *raw, size_t raw_len, const char *note,
        const struct pickq_jump *jump, struct core_result *r)
 {
+    /* The record and the events it causes go in one write. */
+    store_group_begin(c->store);
     uint64_t t = record(c, actor, o, action, from, raw, raw_len, note);
     r->order = o;
     if (!t) {
+        store_group_end(c->store);
         /* The store started failing between the check and the write. */
         result(r, CORE_READONLY,
                "storage: the change of order %s was not "
@@ -216,6 +219,7 @@ commit(struct core *c, const char *actor, struct order *o, int action, int from,
                 o->id, order_class_name(o->cls), o->customer, jump->position,
                 jump->displaced);
     }
+    store_group_end(c->store);
     if (o->state == STATE_QUEUED)
         serve_waiters(c, o->warehouse);
     core_arm_timer(c);
@@ -627,9 +631,11 @@ core_outbound(struct core *c, const char *actor, const char *id, size_t idlen,
     }
     outbound_note(note, sizeof note, a->operator_, &info, a->photo,
                   a->photo_len);
+    store_group_begin(c->store);
     commit(c, actor, o, ACTION_OUTBOUND, from, raw, raw_len, note, NULL, r);
     if (r->code == CORE_OK)
         outbound_events(c, o, &info, a->operator_, r->ticket, now);
+    store_group_end(c->store);
 }
 
 void
@@ -664,6 +670,7 @@ core_deliver(struct core *c, const char *actor, const char *id, size_t idlen,
         refused(r, rc, o, "deliver", NULL);
         return;
     }
+    store_group_begin(c->store);
     if (info.implied) {
         /* The e-signature came before the outbound callback: the
            delivery implies it.  Two entries: the outbound as it would
@@ -681,6 +688,7 @@ core_deliver(struct core *c, const char *actor, const char *id, size_t idlen,
                    "not recorded",
                    o->id);
             r->order = o;
+            store_group_end(c->store);
             return;
         }
         from = STATE_SHIPPED;
@@ -688,6 +696,7 @@ core_deliver(struct core *c, const char *actor, const char *id, size_t idlen,
     commit(c, actor, o, ACTION_DELIVER, from, raw, raw_len, NULL, NULL, r);
     if (r->code == CORE_OK && info.implied)
         outbound_events(c, o, &info, "", r->ticket, now);
+    store_group_end(c->store);
 }
 
 void
@@ -761,6 +770,33 @@ core_position(struct core *c, const struct order *o, size_t *rank,
               int64_t *eta_ms)
 {
     return pickq_position(c->q, o, rank, eta_ms) == PICKQ_OK;
+}
+
+void
+core_events(struct core *c, uint64_t after, size_t n,
+            int (*fn)(void *ctx, uint64_t seq, const char *json, size_t len),
+            void *ctx, struct core_result *r)
+{
+    char err[400];
+    result_clear(r);
+    if (n > CORE_EVENTS_MAX)
+        n = CORE_EVENTS_MAX;
+    if (store_events_read(c->store, after, n, fn, ctx, err, sizeof err))
+        result(r, CORE_ERR, "%s", err);
+}
+
+void
+core_event_type(const char *json, size_t len, char *buf, size_t cap)
+{
+    const char *p = memmem(json, len, "\"type\":\"", 8);
+    size_t k = 0;
+    if (p) {
+        p += 8;
+        while (p + k < json + len && p[k] != '"' && k + 1 < cap)
+            k++;
+        memcpy(buf, p, k);
+    }
+    buf[k] = '\0';
 }
 
 void
@@ -921,7 +957,10 @@ on_timer(evutil_socket_t fd, short what, void *arg)
         evtimer_add(c->timer_ev, &tv);
         return;
     }
+    /* Each expiry or escalation and its event go in one write. */
+    store_group_begin(c->store);
     pickq_tick(c->q, core_now(), &cb);
+    store_group_end(c->store);
     core_arm_timer(c);
 }
 
@@ -951,6 +990,79 @@ forget_one(void *ctx, struct order *o)
                 o->id);
 }
 
+/* The "at" of the first logged event with a sequence > after. */
+struct event_at {
+    uint64_t seq;
+    int64_t at;
+};
+
+static int
+first_at(void *ctx, uint64_t seq, const char *json, size_t len)
+{
+    struct event_at *ea = ctx;
+    ea->seq = seq;
+    ea->at = INT64_MAX;
+    /* Events read {"seq":N,"type":"...","at":T,... (event_begin). */
+    for (size_t i = 0; i + 5 < len; i++) {
+        if (memcmp(json + i, "\"at\":", 5) == 0) {
+            ea->at = strtoll(json + i + 5, NULL, 10);
+            break;
+        }
+    }
+    return 1;
+}
+
+/* 1 and ea filled, 0 when no event follows `after`, -1 on an error. */
+static int
+event_at(struct core *c, uint64_t after, struct event_at *ea)
+{
+    char err[256];
+    ea->seq = 0;
+    if (store_events_read(c->store, after, 1, first_at, ea, err, sizeof err))
+        return -1;
+    return ea->seq != 0;
+}
+
+/* Delete the events older than --event-retention and all but the last
+   --event-retention-count, as one range delete.  Events are made in time
+   order, so the first one young enough is found by bisection. */
+static void
+events_retention(struct core *c)
+{
+    uint64_t first = 0, last = c->events.seq, cut = 0;
+    char err[256];
+    if (store_events_first(c->store, &first, err, sizeof err) || first == 0)
+        return;
+    if (c->cfg.event_retention_count && last > c->cfg.event_retention_count)
+        cut = last - c->cfg.event_retention_count + 1; /* first to keep */
+    if (c->cfg.event_retention_ms > 0) {
+        int64_t before = core_now() - c->cfg.event_retention_ms;
+        struct event_at ea;
+        uint64_t lo = cut > first ? cut : first, hi = last + 1;
+        /* The first kept seq is in [lo, hi]: hi keeps nothing. */
+        while (lo < hi) {
+            uint64_t mid = lo + (hi - lo) / 2;
+            int found = event_at(c, mid - 1, &ea);
+            if (found < 0)
+                return;
+            if (!found || ea.at >= before)
+                hi = mid;
+            else
+                lo = ea.seq + 1 > mid ? ea.seq + 1 : mid + 1;
+        }
+        if (lo > cut)
+            cut = lo;
+    }
+    if (cut <= first)
+        return;
+    if (!store_events_trim(c->store, cut))
+        log_msg(LOG_WARN, "event retention: storage refused the delete");
+    else
+        log_msg(LOG_INFO,
+                "event retention: removed events %" PRIu64 " to %" PRIu64,
+                first, cut - 1);
+}
+
 static void
 on_retention(evutil_socket_t fd, short what, void *arg)
 {
@@ -964,6 +1076,7 @@ on_retention(evutil_socket_t fd, short what, void *arg)
                                      forget_one, c);
     if (n)
         log_msg(LOG_INFO, "retention: removed %zu finished orders", n);
+    events_retention(c);
 }
 
 /* ---- durability ----------------------------------------------------- */
@@ -1080,6 +1193,11 @@ core_open(struct core *c, struct event_base *base,
     c->store = store_open(data_dir, &so, err, sizeof err);
     if (!c->store) {
         log_msg(LOG_ERROR, "cannot open store %s: %s", data_dir, err);
+        return -1;
+    }
+    c->events.store = c->store;
+    if (store_events_last(c->store, &c->events.seq, err, sizeof err)) {
+        log_msg(LOG_ERROR, "cannot read the event log: %s", err);
         return -1;
     }
     if (recover(c))

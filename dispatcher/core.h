@@ -91,9 +91,11 @@ struct core_config {
     struct pickq_config queue;
     int durability; /* enum store_durability */
     int batch_ms;
-    size_t store_queue_max;   /* records waiting before changes are BUSY */
-    int64_t retention_ms;     /* finished orders kept this long */
-    char checkpoint_dir[400]; /* CHECKPOINT writes only below this */
+    size_t store_queue_max;     /* records waiting before changes are BUSY */
+    int64_t retention_ms;       /* finished orders kept this long */
+    int64_t event_retention_ms; /* logged events kept this long... */
+    uint64_t event_retention_count; /* ...and at most this many */
+    char checkpoint_dir[400];       /* CHECKPOINT writes only below this */
 };
 
 struct core {
@@ -211,6 +213,17 @@ size_t core_peek(struct core *c, const char *warehouse, size_t k,
 void core_audit(struct core *c, const char *id, size_t idlen,
                 int (*fn)(void *ctx, uint32_t seq, const struct audit_entry *a),
                 void *ctx, struct core_result *r);
+/* Call fn for at most n (1..CORE_EVENTS_MAX) logged events with a
+   sequence > after, in order.  CORE_OK, or CORE_ERR when the store cannot
+   be read. */
+#define CORE_EVENTS_MAX 1000
+void core_events(struct core *c, uint64_t after, size_t n,
+                 int (*fn)(void *ctx, uint64_t seq, const char *json,
+                           size_t len),
+                 void *ctx, struct core_result *r);
+/* The type of an event's JSON ("jump", ...) into buf; "" when unknown. */
+void core_event_type(const char *json, size_t len, char *buf, size_t cap);
+
 /* Counters for one warehouse, or all when warehouse is NULL. */
 void core_stats(struct core *c, const char *warehouse, struct core_stats *st);
 /* Rank and ETA of a queued order: false when it is not queued. */

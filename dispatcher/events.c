@@ -1,7 +1,9 @@
 /*
- * The event stream.  Events wait in a FIFO until the change they report is
- * durable (tickets only grow, so the FIFO is also ticket order), then go to
- * every sink with their sequence number.
+ * The event stream.  An event gets its sequence number when it is made and
+ * goes to the store (the "events" column family) in the same group as the
+ * change it reports; then it waits in a FIFO until that change is durable
+ * (tickets only grow, so the FIFO is also ticket order) and goes to every
+ * sink.  The log, not the FIFO, is what EVENTS FROM and SSE replay.
  */
 #include "events.h"
 
@@ -12,13 +14,15 @@
 #include "log.h"
 #include "order.h"
 #include "pickq.h"
+#include "store.h"
 
 struct pending_event {
     uint64_t ticket;
+    uint64_t seq;
     struct pending_event *next;
     char type[24];
     size_t len;
-    char json[]; /* the fields after "seq" and before the closing brace */
+    char json[]; /* the whole object, NUL-terminated */
 };
 
 void
@@ -123,15 +127,14 @@ json_quote(struct evbuffer *b, const char *s, size_t len)
 struct evbuffer *
 event_begin(struct events *ev, const char *type, int64_t now)
 {
-    if (!ev->sinks)
-        return NULL;
+    (void)ev;
     struct evbuffer *e = evbuffer_new();
     if (!e) {
         log_msg(LOG_WARN, "out of memory: %s event dropped", type);
         return NULL;
     }
-    /* The type goes first so event_end can find it; seq is added when
-       the event is published. */
+    /* The type goes first so event_end can find it; seq is put before it
+       when the event is finished. */
     evbuffer_add_printf(e, "\"type\":\"%s\",\"at\":%lld", type, (long long)now);
     return e;
 }
@@ -171,24 +174,38 @@ event_end(struct events *ev, struct evbuffer *e, uint64_t ticket,
         evbuffer_free(e);
         return;
     }
-    pe = malloc(sizeof *pe + len);
+    uint64_t seq = ++ev->seq; /* a number is never given twice */
+    char head[40];
+    int n =
+        snprintf(head, sizeof head, "{\"seq\":%llu,", (unsigned long long)seq);
+    size_t total = (size_t)n + len + 1;
+    pe = malloc(sizeof *pe + total + 1);
     if (!pe) {
-        log_msg(LOG_WARN, "out of memory: event dropped");
+        log_msg(LOG_WARN, "out of memory: event %llu dropped",
+                (unsigned long long)seq);
         evbuffer_free(e);
         return;
     }
     pe->ticket = ticket;
+    pe->seq = seq;
     pe->next = NULL;
-    pe->len = len;
-    evbuffer_remove(e, pe->json, len);
+    pe->len = total;
+    memcpy(pe->json, head, (size_t)n);
+    evbuffer_remove(e, pe->json + n, len);
     evbuffer_free(e);
-    /* "type":"<type>" opens every event. */
-    const char *t = pe->json + 8;
+    pe->json[total - 1] = '}';
+    pe->json[total] = '\0';
+    /* "type":"<type>" follows the seq. */
+    const char *t = pe->json + n + 8;
     size_t tl = 0;
     while (8 + tl < len && t[tl] != '"' && tl < sizeof pe->type - 1)
         tl++;
     memcpy(pe->type, t, tl);
     pe->type[tl] = '\0';
+    if (ev->store && !store_event(ev->store, seq, pe->json, total))
+        log_msg(LOG_WARN, "event %llu not logged: the store is closing",
+                (unsigned long long)seq);
+    ev->logged++;
     if (ev->tail)
         ev->tail->next = pe;
     else
@@ -234,29 +251,12 @@ event_jump(struct events *ev, const struct pickq_jump *j, uint64_t ticket,
 static void
 publish(struct events *ev, const struct pending_event *pe)
 {
-    uint64_t seq = ++ev->seq;
-    char head[40];
-    int n =
-        snprintf(head, sizeof head, "{\"seq\":%llu,", (unsigned long long)seq);
-    size_t len = (size_t)n + pe->len + 1;
-    char *json = malloc(len + 1);
-
-    if (!json) {
-        log_msg(LOG_WARN, "out of memory: event %llu dropped",
-                (unsigned long long)seq);
-        return;
-    }
-    memcpy(json, head, (size_t)n);
-    memcpy(json + n, pe->json, pe->len);
-    json[len - 1] = '}';
-    json[len] = '\0';
     ev->published++;
     /* A sink may unlisten itself (its connection closes) while called. */
     for (struct event_sink *s = ev->sinks, *next; s; s = next) {
         next = s->next;
-        s->emit(s, seq, pe->type, json, len);
+        s->emit(s, pe->seq, pe->type, pe->json, pe->len);
     }
-    free(json);
 }
 
 void

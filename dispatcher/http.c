@@ -54,6 +54,8 @@ struct known_conn {
     UT_hash_handle hh;
 };
 
+struct sse;
+
 struct http {
     struct http_config cfg;
     struct event_base *base;
@@ -65,6 +67,8 @@ struct http {
     struct known_conn *known;    /* by evcon pointer */
     struct pending *head, *tail; /* waiting for durability, in order */
     uint64_t requests;
+    struct sse *sse;    /* GET /v1/events streams */
+    uint64_t sse_drops; /* streams dropped: over sse_out_max unsent */
 };
 
 void
@@ -77,6 +81,8 @@ http_config_default(struct http_config *hc)
     hc->headers_max = 16 * 1024;
     hc->idle_timeout_ms = 60 * 1000;
     hc->max_conns = 1024;
+    hc->sse_heartbeat_ms = 15 * 1000;
+    hc->sse_out_max = (size_t)8 << 20;
     snprintf(hc->wms_order, sizeof hc->wms_order, "order_no");
     snprintf(hc->wms_at, sizeof hc->wms_at, "outbound_at");
     snprintf(hc->wms_operator, sizeof hc->wms_operator, "operator");
@@ -691,6 +697,220 @@ route_healthz(struct hreq *r)
     reply_json(r, st.storage_ok ? 200 : 503, j, 0);
 }
 
+/* ---- GET /v1/events: server-sent events ------------------------------
+
+   A stream first replays the log after the client's position
+   (Last-Event-ID, or ?from=), one page of SSE_PAGE events at a time, the
+   next page once the previous one is written (so a long backlog never
+   sits in memory), then listens for live events.  A stream whose unsent
+   output passes cfg.sse_out_max is dropped (counted). */
+
+#define SSE_PAGE 500
+
+struct sse {
+    struct http *h;
+    struct evhttp_request *req;
+    struct evhttp_connection *evcon;
+    struct event_sink sink;
+    struct event *beat; /* heartbeat; made active to drop the stream */
+    uint64_t last;      /* the last sequence sent */
+    bool live;          /* backlog done, listening */
+    bool dropping;
+    struct sse *prev, *next;
+};
+
+static void
+sse_block(struct evbuffer *b, uint64_t seq, const char *json, size_t len)
+{
+    char type[32];
+    core_event_type(json, len, type, sizeof type);
+    evbuffer_add_printf(b, "id: %" PRIu64 "\nevent: %s\ndata: ", seq,
+                        type[0] ? type : "message");
+    evbuffer_add(b, json, len); /* one line: the JSON escapes newlines */
+    evbuffer_add(b, "\n\n", 2);
+}
+
+static void
+sse_free(struct sse *x)
+{
+    struct http *h = x->h;
+    events_unlisten(&h->core->events, &x->sink);
+    event_free(x->beat);
+    /* A peer that hung up mid-stream leaves the request detached from its
+       connection (libevent 2.1): it is ours to free then, and
+       evhttp_send_reply_end does.  Otherwise the connection frees it. */
+    if (!evhttp_request_get_connection(x->req))
+        evhttp_send_reply_end(x->req);
+    if (x->prev)
+        x->prev->next = x->next;
+    else
+        h->sse = x->next;
+    if (x->next)
+        x->next->prev = x->prev;
+    free(x);
+}
+
+static size_t
+sse_unsent(const struct sse *x)
+{
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(x->evcon);
+    return bev ? evbuffer_get_length(bufferevent_get_output(bev)) : 0;
+}
+
+static void
+sse_drop(struct sse *x)
+{
+    if (x->dropping)
+        return;
+    x->dropping = true;
+    x->h->sse_drops++;
+    log_msg(LOG_WARN,
+            "SSE client: over %zu bytes unsent, dropped (%" PRIu64 " so far)",
+            x->h->cfg.sse_out_max, x->h->sse_drops);
+    events_unlisten(&x->h->core->events, &x->sink);
+    /* Not from here: this may be a sink called while events publish. */
+    event_active(x->beat, EV_TIMEOUT, 0);
+}
+
+static void
+sse_emit(struct event_sink *s, uint64_t seq, const char *type, const char *json,
+         size_t len)
+{
+    struct sse *x = s->ctx;
+    (void)type;
+    if (seq <= x->last || x->dropping)
+        return;
+    if (sse_unsent(x) > x->h->cfg.sse_out_max) {
+        sse_drop(x);
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        log_fatal("out of memory: SSE");
+    sse_block(b, seq, json, len);
+    x->last = seq;
+    evhttp_send_reply_chunk(x->req, b);
+    evbuffer_free(b);
+}
+
+static void
+sse_beat(evutil_socket_t fd, short what, void *arg)
+{
+    struct sse *x = arg;
+    (void)fd;
+    (void)what;
+    if (x->dropping) {
+        /* Calls conn_closed, which frees x. */
+        evhttp_connection_free(x->evcon);
+        return;
+    }
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        log_fatal("out of memory: SSE");
+    evbuffer_add_printf(b, ": heartbeat\n\n");
+    evhttp_send_reply_chunk(x->req, b);
+    evbuffer_free(b);
+}
+
+struct sse_page {
+    struct evbuffer *b;
+    struct sse *x;
+    size_t n;
+};
+
+static int
+sse_page_one(void *ctx, uint64_t seq, const char *json, size_t len)
+{
+    struct sse_page *p = ctx;
+    sse_block(p->b, seq, json, len);
+    p->x->last = seq;
+    p->n++;
+    return 0;
+}
+
+static void sse_next_page(struct evhttp_connection *evcon, void *arg);
+
+/* Send the next page of the backlog, or start listening. */
+static void
+sse_page(struct sse *x)
+{
+    struct core_result res;
+    struct sse_page p = {evbuffer_new(), x, 0};
+    if (!p.b)
+        log_fatal("out of memory: SSE");
+    core_events(x->h->core, x->last, SSE_PAGE, sse_page_one, &p, &res);
+    if (res.code != CORE_OK)
+        log_msg(LOG_WARN, "SSE backlog: %s", res.msg);
+    if (p.n == SSE_PAGE && res.code == CORE_OK) {
+        evhttp_send_reply_chunk_with_cb(x->req, p.b, sse_next_page, x);
+    } else {
+        if (evbuffer_get_length(p.b))
+            evhttp_send_reply_chunk(x->req, p.b);
+        x->live = true;
+        events_listen(&x->h->core->events, &x->sink);
+    }
+    evbuffer_free(p.b);
+}
+
+static void
+sse_next_page(struct evhttp_connection *evcon, void *arg)
+{
+    struct sse *x = arg;
+    (void)evcon;
+    if (!x->dropping)
+        sse_page(x);
+}
+
+static void
+route_events(struct hreq *r)
+{
+    struct http *h = r->h;
+    uint64_t from = 0;
+    const char *v = evhttp_find_header(evhttp_request_get_input_headers(r->req),
+                                       "Last-Event-ID");
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    if (!v && r->query && evhttp_parse_query_str(r->query, &q) == 0)
+        v = evhttp_find_header(&q, "from");
+    if (v) {
+        char *end = NULL;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (!*v || *end || *v == '-') {
+            evhttp_clear_headers(&q);
+            reply_error(r, 400, "BADARG",
+                        "the event id must be a sequence number, not '%.40s'",
+                        v);
+            return;
+        }
+        from = n;
+    }
+    evhttp_clear_headers(&q);
+    struct sse *x = calloc(1, sizeof *x);
+    if (!x)
+        log_fatal("out of memory: SSE");
+    x->h = h;
+    x->req = r->req;
+    x->evcon = evhttp_request_get_connection(r->req);
+    x->last = from;
+    x->sink.emit = sse_emit;
+    x->sink.ctx = x;
+    x->beat = event_new(h->base, -1, EV_PERSIST, sse_beat, x);
+    if (!x->beat)
+        log_fatal("out of memory: SSE");
+    struct timeval tv = {.tv_sec = h->cfg.sse_heartbeat_ms / 1000,
+                         .tv_usec = (h->cfg.sse_heartbeat_ms % 1000) * 1000};
+    event_add(x->beat, &tv);
+    x->next = h->sse;
+    if (h->sse)
+        h->sse->prev = x;
+    h->sse = x;
+    struct evkeyvalq *oh = evhttp_request_get_output_headers(r->req);
+    evhttp_add_header(oh, "Content-Type", "text/event-stream");
+    evhttp_add_header(oh, "Cache-Control", "no-cache");
+    evhttp_send_reply_start(r->req, 200, "OK");
+    sse_page(x);
+}
+
 /* The routing table.  A pattern segment "*" matches any one segment. */
 struct route {
     int method; /* EVHTTP_REQ_* */
@@ -744,6 +964,7 @@ static const struct route routes[] = {
      true,
      route_outbound},
     {EVHTTP_REQ_GET, {"metrics"}, OP_METRICS, false, route_metrics},
+    {EVHTTP_REQ_GET, {"v1", "events"}, OP_EVENTS, false, route_events},
     {EVHTTP_REQ_GET, {"healthz"}, -1, false, route_healthz},
 };
 
@@ -892,6 +1113,12 @@ conn_closed(struct evhttp_connection *evcon, void *arg)
         HASH_DEL(h->known, k);
         free(k);
         h->nconns--;
+    }
+    for (struct sse *x = h->sse; x; x = x->next) {
+        if (x->evcon == evcon) {
+            sse_free(x);
+            break;
+        }
     }
 }
 

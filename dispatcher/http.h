@@ -21,11 +21,14 @@
 
 struct http_config {
     char bind[256];
-    int port;                /* 0: no HTTP */
-    size_t body_max;         /* bytes of a request body: 1 MiB */
-    size_t headers_max;      /* bytes of the request line and headers */
-    int64_t idle_timeout_ms; /* keep-alive connections idle this long */
-    size_t max_conns;        /* connections at once */
+    int port;                 /* 0: no HTTP */
+    size_t body_max;          /* bytes of a request body: 1 MiB */
+    size_t headers_max;       /* bytes of the request line and headers */
+    int64_t idle_timeout_ms;  /* keep-alive connections idle this long */
+    size_t max_conns;         /* connections at once */
+    int64_t sse_heartbeat_ms; /* ": heartbeat" to SSE clients: 15 s */
+    size_t sse_out_max;       /* unsent bytes before an SSE client is
+                                 dropped: 8 MiB */
     /* The WMS callback's field names (config: wms-field-order, ...). */
     char wms_order[HTTP_FIELD_MAX];    /* order_no */
     char wms_at[HTTP_FIELD_MAX];       /* outbound_at */

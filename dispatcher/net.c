@@ -164,6 +164,8 @@ net_init(struct net *n, const struct config *cfg)
         .batch_ms = cfg->batch_ms,
         .store_queue_max = (size_t)cfg->store_queue_max,
         .retention_ms = cfg->retention_ms,
+        .event_retention_ms = cfg->event_retention_ms,
+        .event_retention_count = cfg->event_retention_count,
     };
     snprintf(cc.checkpoint_dir, sizeof cc.checkpoint_dir, "%s",
              cfg->checkpoint_dir);

@@ -762,6 +762,91 @@ resp_event(struct conn *c, uint64_t seq, const char *type, const char *json,
     resp_bulk(c->out, json, len);
 }
 
+/* EVENTS FROM seq [COUNT n] [BLOCK ms]: the logged events after seq. */
+struct events_reply {
+    struct evbuffer *b;
+    size_t n;
+};
+
+static int
+events_one(void *ctx, uint64_t seq, const char *json, size_t len)
+{
+    struct events_reply *er = ctx;
+    (void)seq;
+    resp_bulk(er->b, json, len);
+    er->n++;
+    return 0;
+}
+
+static void
+cmd_events(struct conn *c, struct resp_req *r)
+{
+    uint64_t from = 0, count = 100;
+    int64_t block = -1;
+    struct core_result res;
+
+    if (r->argc < 3 || r->argc % 2 == 0 || !resp_arg_is(&r->argv[1], "FROM")) {
+        resp_error(c->out,
+                   "BADARG usage: EVENTS FROM seq [COUNT n] [BLOCK ms]");
+        return;
+    }
+    if (!arg_u64(&r->argv[2], &from)) {
+        resp_error(c->out, "BADARG FROM must be a sequence number, not '%.*s'",
+                   SHOW(&r->argv[2], 32));
+        return;
+    }
+    for (size_t i = 3; i + 1 < r->argc; i += 2) {
+        const struct resp_arg *opt = &r->argv[i], *v = &r->argv[i + 1];
+        int64_t n;
+        if (resp_arg_is(opt, "COUNT")) {
+            if (!arg_i64(v, 1, CORE_EVENTS_MAX, &n)) {
+                resp_error(c->out, "BADARG COUNT must be 1 to %d, not '%.*s'",
+                           CORE_EVENTS_MAX, SHOW(v, 32));
+                return;
+            }
+            count = (uint64_t)n;
+        } else if (resp_arg_is(opt, "BLOCK")) {
+            if (!arg_i64(v, 0, INT64_MAX / 2, &n)) {
+                resp_error(c->out,
+                           "BADARG BLOCK must be milliseconds >= 0, not "
+                           "'%.*s'",
+                           SHOW(v, 32));
+                return;
+            }
+            block = n;
+        } else {
+            resp_error(c->out, "BADARG unknown EVENTS option '%.*s'",
+                       SHOW(opt, 32));
+            return;
+        }
+    }
+    struct events_reply er = {evbuffer_new(), 0};
+    if (!er.b)
+        log_fatal("out of memory: EVENTS");
+    core_events(core_of(c), from, (size_t)count, events_one, &er, &res);
+    if (res.code != CORE_OK) {
+        reply_error(c, &res);
+    } else if (er.n == 0 && block >= 0 && !c->pool->quiet) {
+        conn_wait_event(c, from, block); /* resp_events_waited answers */
+    } else {
+        resp_array(c->out, er.n);
+        evbuffer_add_buffer(c->out, er.b);
+    }
+    evbuffer_free(er.b);
+}
+
+static void
+resp_events_waited(struct conn *c, uint64_t seq, const char *json, size_t len)
+{
+    (void)seq;
+    if (!json) {
+        resp_array(c->out, 0);
+        return;
+    }
+    resp_array(c->out, 1);
+    resp_bulk(c->out, json, len);
+}
+
 /* ---- the connection ------------------------------------------------- */
 
 static void
@@ -985,6 +1070,7 @@ static const struct command commands[] = {
     {"STATS", 1, OP_STATS, cmd_stats},
     {"INFO", 1, OP_STATS, cmd_info},
     {"SUBSCRIBE", 2, OP_EVENTS, cmd_subscribe},
+    {"EVENTS", 3, OP_EVENTS, cmd_events},
     {"UNSUBSCRIBE", 1, -1, cmd_unsubscribe},
     {"CHECKPOINT", 2, OP_CHECKPOINT, cmd_checkpoint},
     {"ECHO", 2, -1, cmd_echo},
@@ -1080,5 +1166,6 @@ const struct proto proto_resp = {
     .request = resp_request,
     .waited = resp_waited,
     .event = resp_event,
+    .events_waited = resp_events_waited,
     .overflow = NULL,
 };

@@ -84,11 +84,13 @@
    measures both: the synced write is as fast or faster here. */
 #define SYNC_BY_FLUSH_WAL 0
 
-enum { CF_DEFAULT, CF_ORDERS, CF_AUDIT, CF_META, CF_N };
-static const char *const cf_names[CF_N] = {"default", "orders", "audit",
-                                           "meta"};
+enum { CF_DEFAULT, CF_ORDERS, CF_AUDIT, CF_META, CF_EVENTS, CF_N };
+static const char *const cf_names[CF_N] = {"default", "orders", "audit", "meta",
+                                           "events"};
 
-enum { QOP_PUT = 1, QOP_DELETE = 2 };
+/* QOP_EVENT: the id is the 8-byte big-endian sequence, the record the
+   event's JSON.  QOP_EVENT_TRIM: the id is two such keys, [lo, hi). */
+enum { QOP_PUT = 1, QOP_DELETE = 2, QOP_EVENT = 3, QOP_EVENT_TRIM = 4 };
 
 /* One queued record in a queue buffer: this header, then idlen bytes of id,
    reclen bytes of order record, audlen bytes of audit entry. */
@@ -128,6 +130,9 @@ struct store {
     struct qbuf q;
     bool stop;
     bool sleeping;              /* the persistence thread waits on work */
+    int held;                   /* store_group_begin nesting (loop) */
+    bool held_waiting;          /* the thread waits on unheld */
+    pthread_cond_t unheld;      /* signalled when held drops to 0 */
     _Atomic uint64_t submitted; /* changed under mu, read anywhere */
     _Atomic uint64_t durable;   /* highest ticket written (and synced) */
 
@@ -341,6 +346,7 @@ options_create(struct store *s)
        so runs of deleted orders are compacted away instead of piling up
        in front of every scan (store_load, store_audit).  Range tombstones
        are compacted with the files they cover in the usual way. */
+    s->cfopt[CF_EVENTS] = s->dbopt;
     for (int i = CF_ORDERS; i <= CF_AUDIT; i++) {
         s->cfopt[i] = i == CF_AUDIT ? audit_opt
                                     : rocksdb_options_create_copy(s->dbopt);
@@ -557,7 +563,13 @@ build_batch(struct store *s, const struct qbuf *b)
         const char *aud = rec + e.reclen;
         off += sizeof e + e.idlen + e.reclen + e.audlen;
 
-        if (e.op == QOP_PUT) {
+        if (e.op == QOP_EVENT) {
+            rocksdb_writebatch_put_cf(s->batch, s->cf[CF_EVENTS], id, e.idlen,
+                                      rec, e.reclen);
+        } else if (e.op == QOP_EVENT_TRIM) {
+            rocksdb_writebatch_delete_range_cf(s->batch, s->cf[CF_EVENTS], id,
+                                               8, id + 8, 8);
+        } else if (e.op == QOP_PUT) {
             rocksdb_writebatch_put_cf(s->batch, s->cf[CF_ORDERS], id, e.idlen,
                                       rec, e.reclen);
             if (e.audlen > 0) {
@@ -618,6 +630,13 @@ store_thread(void *arg)
             struct timespec ts = us_to_ts(now_us() + GATHER_US);
             pthread_cond_timedwait(&s->work, &s->mu, &ts);
         }
+        /* A change and the events it reports go in one group: the loop
+           holds the queue while it queues them (store_group_begin). */
+        while (s->held > 0 && !s->stop) {
+            s->held_waiting = true;
+            pthread_cond_wait(&s->unheld, &s->mu);
+        }
+        s->held_waiting = false;
         struct qbuf taken = s->q;
         s->q = s->spare;
         s->spare = taken;
@@ -742,6 +761,7 @@ store_open(const char *dir, const struct store_options *opt, char *err,
                   "condattr clock");
     check_pthread(pthread_cond_init(&s->work, &ca), "cond init");
     pthread_condattr_destroy(&ca);
+    check_pthread(pthread_cond_init(&s->unheld, NULL), "cond init");
     check_pthread(pthread_mutex_init(&s->mu, NULL), "mutex init");
     check_pthread(pthread_mutex_init(&s->health_mu, NULL), "mutex init");
     check_pthread(pthread_mutex_init(&s->stat_mu, NULL), "mutex init");
@@ -759,6 +779,7 @@ store_open(const char *dir, const struct store_options *opt, char *err,
         pthread_mutex_destroy(&s->health_mu);
         pthread_mutex_destroy(&s->mu);
         pthread_cond_destroy(&s->work);
+        pthread_cond_destroy(&s->unheld);
         store_free(s);
         return NULL;
     }
@@ -803,6 +824,7 @@ store_close(struct store *s)
     pthread_mutex_destroy(&s->health_mu);
     pthread_mutex_destroy(&s->mu);
     pthread_cond_destroy(&s->work);
+    pthread_cond_destroy(&s->unheld);
     store_free(s);
 }
 
@@ -810,7 +832,7 @@ store_close(struct store *s)
 static uint64_t
 enqueue(struct store *s, uint32_t op, const char *id, size_t idlen,
         const char *rec, size_t reclen, const char *aud, size_t audlen,
-        uint32_t seq)
+        uint32_t seq, bool force)
 {
     if (reclen > UINT32_MAX || audlen > UINT32_MAX) {
         fprintf(stderr, "store: a record of %zu bytes (4 GiB at most)\n",
@@ -825,7 +847,7 @@ enqueue(struct store *s, uint32_t op, const char *id, size_t idlen,
        with store_busy() before they take on work, so a slow disk never
        stalls the event loop. */
     pthread_mutex_lock(&s->mu);
-    if (!atomic_load(&s->ok) || s->stop) {
+    if ((!force && !atomic_load(&s->ok)) || s->stop) {
         pthread_mutex_unlock(&s->mu);
         return 0;
     }
@@ -890,7 +912,7 @@ store_put(struct store *s, const struct order *o, const struct audit_entry *a)
         }
     }
     return enqueue(s, QOP_PUT, o->id, strnlen(o->id, ORDER_ID_MAX), s->scratch,
-                   reclen, s->scratch + reclen, audlen, seq);
+                   reclen, s->scratch + reclen, audlen, seq, false);
 }
 
 uint64_t
@@ -902,7 +924,61 @@ store_delete(struct store *s, const char *id)
                 ORDER_ID_MAX, id, ORDER_ID_MAX);
         abort();
     }
-    return enqueue(s, QOP_DELETE, id, idlen, NULL, 0, NULL, 0, 0);
+    return enqueue(s, QOP_DELETE, id, idlen, NULL, 0, NULL, 0, 0, false);
+}
+
+/* ---- the event log ---- */
+
+static void
+seq_key(char *k, uint64_t seq)
+{
+    for (int i = 0; i < 8; i++)
+        k[i] = (char)(seq >> (56 - 8 * i));
+}
+
+static uint64_t
+key_seq(const char *k)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | (unsigned char)k[i];
+    return v;
+}
+
+void
+store_group_begin(struct store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->held++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+void
+store_group_end(struct store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->held > 0 && --s->held == 0 && s->held_waiting)
+        pthread_cond_signal(&s->unheld);
+    pthread_mutex_unlock(&s->mu);
+}
+
+uint64_t
+store_event(struct store *s, uint64_t seq, const char *json, size_t len)
+{
+    char k[8];
+    seq_key(k, seq);
+    /* Not refused while failing: the change it reports was accepted, and
+       both are written when the store recovers. */
+    return enqueue(s, QOP_EVENT, k, 8, json, len, NULL, 0, 0, true);
+}
+
+uint64_t
+store_events_trim(struct store *s, uint64_t below)
+{
+    char k[16];
+    seq_key(k, 0);
+    seq_key(k + 8, below);
+    return enqueue(s, QOP_EVENT_TRIM, k, 16, NULL, 0, NULL, 0, 0, false);
 }
 
 bool
@@ -992,6 +1068,25 @@ store_load(struct store *s, int (*each)(void *ctx, struct order *o), void *ctx,
     return rc;
 }
 
+/* In batch and none modes an acknowledged change may still be in the
+   hand-off queue: let the writer catch up (a group takes about a
+   millisecond; at most 2 s) so a read shows every acknowledged record, as
+   in sync mode. */
+static void
+catch_up(struct store *s)
+{
+    uint64_t want = atomic_load(&s->submitted);
+    struct timespec nap = {0, 50 * 1000};
+    /* In sync mode what was acknowledged is written already; waiting
+       for everything submitted would stall reads under load. */
+    if (s->opt.durability == STORE_SYNC)
+        return;
+    for (int i = 0;
+         i < 40000 && atomic_load(&s->durable) < want && atomic_load(&s->ok);
+         i++)
+        nanosleep(&nap, NULL);
+}
+
 int
 store_audit(struct store *s, const char *id, size_t idlen,
             int (*fn)(void *ctx, uint32_t seq, const struct audit_entry *a),
@@ -1006,16 +1101,7 @@ store_audit(struct store *s, const char *id, size_t idlen,
     memcpy(hi, id, idlen);
     hi[idlen] = '\1';
 
-    /* In batch and none modes an acknowledged change may still be in
-       the hand-off queue: let the writer catch up (a group takes about a
-       millisecond; at most 2 s) so the trail shows every acknowledged
-       entry.  In sync mode every acknowledged entry is written already. */
-    uint64_t want = atomic_load(&s->submitted);
-    struct timespec nap = {0, 50 * 1000};
-    for (int i = 0; s->opt.durability != STORE_SYNC && i < 40000 &&
-                    atomic_load(&s->durable) < want && atomic_load(&s->ok);
-         i++)
-        nanosleep(&nap, NULL);
+    catch_up(s);
     if (read_begin(s, err, errlen) != 0)
         return -1;
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
@@ -1043,6 +1129,86 @@ store_audit(struct store *s, const char *id, size_t idlen,
                        (uint32_t)k[idlen + 3] << 8 | (uint32_t)k[idlen + 4];
         if (fn(ctx, seq, &a) != 0)
             break; /* the caller has seen enough: not an error */
+    }
+    if (rc == 0)
+        rc = iter_error(it, s, err, errlen);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    pthread_rwlock_unlock(&s->dblock);
+    return rc;
+}
+
+/* The first (first true) or last key of the events column family. */
+static int
+events_edge(struct store *s, bool first, uint64_t *seq, char *err,
+            size_t errlen)
+{
+    *seq = 0;
+    if (read_begin(s, err, errlen) != 0)
+        return -1;
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_EVENTS]);
+    if (first)
+        rocksdb_iter_seek_to_first(it);
+    else
+        rocksdb_iter_seek_to_last(it);
+    if (rocksdb_iter_valid(it)) {
+        size_t klen = 0;
+        const char *k = rocksdb_iter_key(it, &klen);
+        if (klen == 8)
+            *seq = key_seq(k);
+    }
+    int rc = iter_error(it, s, err, errlen);
+    rocksdb_iter_destroy(it);
+    rocksdb_readoptions_destroy(ro);
+    pthread_rwlock_unlock(&s->dblock);
+    return rc;
+}
+
+int
+store_events_last(struct store *s, uint64_t *seq, char *err, size_t errlen)
+{
+    return events_edge(s, false, seq, err, errlen);
+}
+
+int
+store_events_first(struct store *s, uint64_t *seq, char *err, size_t errlen)
+{
+    return events_edge(s, true, seq, err, errlen);
+}
+
+int
+store_events_read(struct store *s, uint64_t after, size_t n,
+                  int (*fn)(void *ctx, uint64_t seq, const char *json,
+                            size_t len),
+                  void *ctx, char *err, size_t errlen)
+{
+    if (n == 0 || after == UINT64_MAX)
+        return 0;
+    catch_up(s);
+    if (read_begin(s, err, errlen) != 0)
+        return -1;
+    char k[8];
+    seq_key(k, after + 1);
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(s->db, ro, s->cf[CF_EVENTS]);
+    int rc = 0;
+    size_t done = 0;
+    for (rocksdb_iter_seek(it, k, 8); done < n && rocksdb_iter_valid(it);
+         rocksdb_iter_next(it)) {
+        size_t klen = 0, vlen = 0;
+        const char *key = rocksdb_iter_key(it, &klen);
+        const char *v = rocksdb_iter_value(it, &vlen);
+        if (klen != 8) {
+            set_err(err, errlen, "store %s: corrupt event key%s", s->dir, "");
+            rc = -1;
+            break;
+        }
+        done++;
+        if (fn(ctx, key_seq(key), v, vlen) != 0)
+            break;
     }
     if (rc == 0)
         rc = iter_error(it, s, err, errlen);

@@ -12,7 +12,9 @@
  * opt.wake() so the loop can send the replies that waited.
  *
  * Column families: "orders" (id -> record), "audit" (id, 0x00, big-endian
- * u32 sequence -> entry), "meta" (format version).  Knows nothing of
+ * u32 sequence -> entry), "meta" (format version), "events" (big-endian
+ * u64 event sequence -> the event's JSON; created when an older store
+ * lacks it).  Knows nothing of
  * sockets or libevent.  Thread rules are given per function.
  */
 #ifndef DISPATCHD_STORE_H
@@ -99,6 +101,36 @@ uint64_t store_put(struct store *s, const struct order *o,
                    const struct audit_entry *a);
 /* Delete an order and its whole audit trail (retention).  Same returns. */
 uint64_t store_delete(struct store *s, const char *id);
+
+/* The event log.  An event is written in the same WriteBatch as the
+   change it reports: the loop calls store_group_begin(), then store_put()
+   (the change) and store_event() (its events), then store_group_end().
+   While a group is held the persistence thread does not take the queue,
+   so everything queued inside it is committed together.  Holds nest; the
+   loop must not wait for anything while it holds one.  Loop thread. */
+void store_group_begin(struct store *s);
+void store_group_end(struct store *s);
+/* Queue event seq (json, len bytes).  Returns its ticket; not refused
+   while the store is failing (it reports a change that was accepted),
+   only 0 once the store is closing.  Loop thread. */
+uint64_t store_event(struct store *s, uint64_t seq, const char *json,
+                     size_t len);
+/* Delete every event with a sequence below `below` (retention), as one
+   range delete.  Returns the ticket, or 0 as store_delete.  Loop thread. */
+uint64_t store_events_trim(struct store *s, uint64_t below);
+/* The highest (lowest) stored event sequence, 0 when there is none.
+   Returns 0, or -1 with err.  Loop thread. */
+int store_events_last(struct store *s, uint64_t *seq, char *err, size_t errlen);
+int store_events_first(struct store *s, uint64_t *seq, char *err,
+                       size_t errlen);
+/* Call fn for at most n stored events with a sequence > after, in order;
+   fn returning non-zero stops.  Like store_audit, waits (briefly) for the
+   writer in batch and none modes.  Returns 0, or -1 with err.  Loop
+   thread. */
+int store_events_read(struct store *s, uint64_t after, size_t n,
+                      int (*fn)(void *ctx, uint64_t seq, const char *json,
+                                size_t len),
+                      void *ctx, char *err, size_t errlen);
 
 /* true while opt.queue_max or more records wait in the hand-off queue,
    not yet taken by the persistence thread (the disk is behind): the

@@ -1104,19 +1104,19 @@ static void
 raw_put(const char *dir, int cf, const char *k, size_t klen, const char *v,
         size_t vlen)
 {
-    const char *names[4] = {"default", "orders", "audit", "meta"};
+    const char *names[5] = {"default", "orders", "audit", "meta", "events"};
     rocksdb_options_t *opt = rocksdb_options_create();
-    const rocksdb_options_t *cfo[4] = {opt, opt, opt, opt};
-    rocksdb_column_family_handle_t *h[4];
+    const rocksdb_options_t *cfo[5] = {opt, opt, opt, opt, opt};
+    rocksdb_column_family_handle_t *h[5];
     char *err = NULL;
     rocksdb_t *db =
-        rocksdb_open_column_families(opt, dir, 4, names, cfo, h, &err);
+        rocksdb_open_column_families(opt, dir, 5, names, cfo, h, &err);
     cr_assert_null(err, "%s", err);
     rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
     rocksdb_put_cf(db, wo, h[cf], k, klen, v, vlen, &err);
     cr_assert_null(err, "%s", err);
     rocksdb_writeoptions_destroy(wo);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 5; i++)
         rocksdb_column_family_handle_destroy(h[i]);
     rocksdb_close(db);
     rocksdb_options_destroy(opt);
@@ -1397,4 +1397,153 @@ Test(full, close_while_full_gives_up)
     store_close(s);
     cr_assert_eq(umount2(mnt, 0), 0, "umount: %s", strerror(errno));
     mnt[0] = '\0';
+}
+
+/* ---- the event log ---- */
+
+struct evlist {
+    size_t n;
+    uint64_t seq[64];
+    char json[64][64];
+};
+
+static int
+collect_event(void *ctx, uint64_t seq, const char *json, size_t len)
+{
+    struct evlist *l = ctx;
+    cr_assert_lt(l->n, 64);
+    l->seq[l->n] = seq;
+    snprintf(l->json[l->n], sizeof l->json[0], "%.*s", (int)len, json);
+    l->n++;
+    return 0;
+}
+
+static void
+read_events(struct store *s, uint64_t after, size_t n, struct evlist *l)
+{
+    char err[512] = "";
+    memset(l, 0, sizeof *l);
+    cr_assert_eq(
+        store_events_read(s, after, n, collect_event, l, err, sizeof err), 0,
+        "%s", err);
+}
+
+static uint64_t
+put_event(struct store *s, uint64_t seq)
+{
+    char json[64];
+    int n = snprintf(json, sizeof json, "{\"seq\":%llu,\"type\":\"t\"}",
+                     (unsigned long long)seq);
+    return store_event(s, seq, json, (size_t)n);
+}
+
+Test(store, events_logged_read_in_order_and_reopened)
+{
+    struct store *s = open_store(path_in("db"), STORE_SYNC);
+    uint64_t last = 0, seq = 0;
+    cr_assert_eq(store_events_last(s, &seq, NULL, 0), 0);
+    cr_assert_eq(seq, 0);
+    /* 300 > 255: the keys are big-endian, so they sort as numbers. */
+    for (uint64_t i = 1; i <= 300; i++)
+        last = put_event(s, i);
+    wait_durable(s, last);
+    struct evlist l;
+    read_events(s, 0, 10, &l);
+    cr_assert_eq(l.n, 10);
+    for (size_t i = 0; i < 10; i++)
+        cr_assert_eq(l.seq[i], i + 1);
+    cr_assert_str_eq(l.json[0], "{\"seq\":1,\"type\":\"t\"}");
+    read_events(s, 255, 3, &l);
+    cr_assert_eq(l.n, 3);
+    cr_assert_eq(l.seq[0], 256);
+    cr_assert_eq(l.seq[2], 258);
+    read_events(s, 299, 10, &l);
+    cr_assert_eq(l.n, 1);
+    read_events(s, 300, 10, &l);
+    cr_assert_eq(l.n, 0);
+    store_close(s);
+
+    s = open_store(path_in("db"), STORE_SYNC);
+    cr_assert_eq(store_events_last(s, &seq, NULL, 0), 0);
+    cr_assert_eq(seq, 300);
+    cr_assert_eq(store_events_first(s, &seq, NULL, 0), 0);
+    cr_assert_eq(seq, 1);
+    /* Retention: everything below 101 goes, in one range delete. */
+    wait_durable(s, store_events_trim(s, 101));
+    cr_assert_eq(store_events_first(s, &seq, NULL, 0), 0);
+    cr_assert_eq(seq, 101);
+    read_events(s, 0, 2, &l);
+    cr_assert_eq(l.n, 2);
+    cr_assert_eq(l.seq[0], 101);
+    store_close(s);
+}
+
+Test(store, events_read_sees_unwritten_in_weak_modes)
+{
+    /* batch and none acknowledge before the write: a read waits for the
+       writer, as store_audit does. */
+    int modes[] = {STORE_BATCH, STORE_NONE};
+    for (int m = 0; m < 2; m++) {
+        char name[16];
+        snprintf(name, sizeof name, "db%d", m);
+        struct store *s = open_store(path_in(name), modes[m]);
+        for (uint64_t i = 1; i <= 50; i++)
+            put_event(s, i);
+        struct evlist l;
+        read_events(s, 0, 64, &l);
+        cr_assert_eq(l.n, 50, "mode %d: %zu", modes[m], l.n);
+        store_close(s);
+    }
+}
+
+Test(store, group_holds_put_and_events_together)
+{
+    struct store *s = open_store(path_in("db"), STORE_SYNC);
+    struct order *o = make_order("G1", 1, 0, 0, false);
+    store_group_begin(s);
+    uint64_t t = store_put(s, o, NULL);
+    /* While held the writer takes nothing, so the group stays whole. */
+    struct timespec nap = {0, 20 * 1000 * 1000};
+    nanosleep(&nap, NULL);
+    cr_assert_lt(store_durable(s), t);
+    uint64_t te = put_event(s, 1);
+    cr_assert_gt(te, t);
+    store_group_end(s);
+    wait_durable(s, te);
+    struct store_stats st;
+    store_stats(s, &st);
+    cr_assert_eq(st.groups, 1, "groups %llu", (unsigned long long)st.groups);
+    cr_assert_eq(st.records, 2);
+    order_free(o);
+    store_close(s);
+}
+
+/* A store made before the events column family existed. */
+Test(store, older_store_gets_the_events_family)
+{
+    const char *names[4] = {"default", "orders", "audit", "meta"};
+    rocksdb_options_t *opt = rocksdb_options_create();
+    rocksdb_options_set_create_if_missing(opt, 1);
+    rocksdb_options_set_create_missing_column_families(opt, 1);
+    const rocksdb_options_t *cfo[4] = {opt, opt, opt, opt};
+    rocksdb_column_family_handle_t *h[4];
+    char *err = NULL;
+    rocksdb_t *db = rocksdb_open_column_families(opt, path_in("old"), 4, names,
+                                                 cfo, h, &err);
+    cr_assert_null(err, "%s", err);
+    for (int i = 0; i < 4; i++)
+        rocksdb_column_family_handle_destroy(h[i]);
+    rocksdb_close(db);
+    rocksdb_options_destroy(opt);
+
+    struct store *s = open_store(path_in("old"), STORE_SYNC);
+    uint64_t seq = 7;
+    cr_assert_eq(store_events_last(s, &seq, NULL, 0), 0);
+    cr_assert_eq(seq, 0);
+    wait_durable(s, put_event(s, 1));
+    store_close(s);
+    s = open_store(path_in("old"), STORE_SYNC);
+    cr_assert_eq(store_events_last(s, &seq, NULL, 0), 0);
+    cr_assert_eq(seq, 1);
+    store_close(s);
 }
