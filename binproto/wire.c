@@ -61,6 +61,8 @@ wire_op_name(int op)
         return "DELIVER";
     case WIRE_OP_PICKED:
         return "PICKED";
+    case WIRE_OP_EVENTS:
+        return "EVENTS";
     case WIRE_OP_GET:
         return "GET";
     case WIRE_OP_PEEK:

@@ -53,6 +53,7 @@ enum wire_op {
     WIRE_OP_CHECKPOINT = 0x40,
     WIRE_OP_SUBSCRIBE = 0x41,
     WIRE_OP_UNSUBSCRIBE = 0x42,
+    WIRE_OP_EVENTS = 0x43, /* replay the event log */
     /* server to client only, request id 0 */
     WIRE_OP_EVENT = 0x80,   /* body: the event's JSON object */
     WIRE_OP_CLOSING = 0x81, /* an error body: why the server closes */

@@ -247,6 +247,10 @@ decode_body(const struct wire_header *h, struct wire_reader *rd,
         if (rd->err || n > wire_remaining(rd) / 2)
             return -1;
         return decode_records(rd, r, n);
+    case WIRE_OP_EVENTS:
+        /* Walked in place by dc_events_next. */
+        rd->pos = rd->len;
+        return 0;
     case WIRE_OP_CHECKPOINT:
         s = wire_get_str16(rd, &n);
         if (rd->err)
@@ -819,6 +823,17 @@ dc_q_picked(struct dc_client *c, const char *id, uint64_t lease)
 }
 
 uint32_t
+dc_q_events(struct dc_client *c, uint64_t after, uint16_t count,
+            int64_t block_ms)
+{
+    size_t at = begin_request(c, WIRE_OP_EVENTS, 0);
+    wire_put_u64(&c->out, after);
+    wire_put_u16(&c->out, count);
+    wire_put_i64(&c->out, block_ms);
+    return end_request(c, at);
+}
+
+uint32_t
 dc_q_outbound(struct dc_client *c, const struct dc_outbound_args *a)
 {
     size_t at = begin_request(c, WIRE_OP_OUTBOUND, 0);
@@ -978,6 +993,36 @@ dc_touch(struct dc_client *c, const char *id, uint64_t lease, int64_t lease_ms,
          struct dc_reply *r)
 {
     return ready(c, r) ? call(c, dc_q_touch(c, id, lease, lease_ms), r) : -1;
+}
+
+int
+dc_events(struct dc_client *c, uint64_t after, uint16_t count, int64_t block_ms,
+          struct dc_reply *r)
+{
+    return ready(c, r) ? call(c, dc_q_events(c, after, count, block_ms), r)
+                       : -1;
+}
+
+bool
+dc_events_next(const struct dc_reply *r, size_t *pos, uint64_t *seq,
+               const char **json, size_t *len)
+{
+    if (r->opcode != WIRE_OP_EVENTS || r->status != WIRE_ST_OK ||
+        r->body_len < 4)
+        return false;
+    struct wire_reader rd;
+    wire_reader_init(&rd, (const char *)r->body, r->body_len);
+    uint32_t n = wire_get_u32(&rd);
+    size_t off = *pos ? *pos : 4;
+    if (off >= r->body_len || n == 0)
+        return false;
+    rd.pos = off;
+    *seq = wire_get_u64(&rd);
+    *json = wire_get_str32(&rd, len);
+    if (rd.err)
+        return false;
+    *pos = rd.pos;
+    return true;
 }
 
 int

@@ -207,6 +207,16 @@ int dc_touch(struct dc_client *c, const char *id, uint64_t lease,
              int64_t lease_ms, struct dc_reply *r);
 int dc_release(struct dc_client *c, const char *id, uint64_t lease,
                struct dc_reply *r);
+/* EVENTS: logged events after seq `after` (count 0 = 100; block_ms -1: do
+   not wait, 0: forever).  Walk the reply with dc_events_next. */
+uint32_t dc_q_events(struct dc_client *c, uint64_t after, uint16_t count,
+                     int64_t block_ms);
+int dc_events(struct dc_client *c, uint64_t after, uint16_t count,
+              int64_t block_ms, struct dc_reply *r);
+/* The next event of an EVENTS reply: *pos starts at 0; false at the end
+   (or on a malformed body). */
+bool dc_events_next(const struct dc_reply *r, size_t *pos, uint64_t *seq,
+                    const char **json, size_t *len);
 /* PICKED: the lease holder reports the order picked (waits for the WMS). */
 int dc_picked(struct dc_client *c, const char *id, uint64_t lease,
               struct dc_reply *r);

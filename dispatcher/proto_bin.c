@@ -539,24 +539,44 @@ static int
 op_of(uint8_t opcode)
 {
     switch (opcode) {
-    case WIRE_OP_PUSH: return OP_PUSH;
-    case WIRE_OP_APPROVE: return OP_APPROVE;
-    case WIRE_OP_HOLD: return OP_HOLD;
-    case WIRE_OP_CANCEL: return OP_CANCEL;
-    case WIRE_OP_REPRIO: return OP_REPRIO;
-    case WIRE_OP_NEXT: return OP_NEXT;
-    case WIRE_OP_TOUCH: return OP_TOUCH;
-    case WIRE_OP_RELEASE: return OP_RELEASE;
-    case WIRE_OP_PICKED: return OP_PICKED;
-    case WIRE_OP_OUTBOUND: return OP_OUTBOUND;
-    case WIRE_OP_DELIVER: return OP_DELIVER;
-    case WIRE_OP_GET: return OP_GET;
-    case WIRE_OP_PEEK: return OP_PEEK;
-    case WIRE_OP_AUDIT: return OP_AUDIT;
-    case WIRE_OP_STATS: return OP_STATS;
-    case WIRE_OP_CHECKPOINT: return OP_CHECKPOINT;
-    case WIRE_OP_SUBSCRIBE: return OP_EVENTS;
-    default: return -1;
+    case WIRE_OP_PUSH:
+        return OP_PUSH;
+    case WIRE_OP_APPROVE:
+        return OP_APPROVE;
+    case WIRE_OP_HOLD:
+        return OP_HOLD;
+    case WIRE_OP_CANCEL:
+        return OP_CANCEL;
+    case WIRE_OP_REPRIO:
+        return OP_REPRIO;
+    case WIRE_OP_NEXT:
+        return OP_NEXT;
+    case WIRE_OP_TOUCH:
+        return OP_TOUCH;
+    case WIRE_OP_RELEASE:
+        return OP_RELEASE;
+    case WIRE_OP_PICKED:
+        return OP_PICKED;
+    case WIRE_OP_OUTBOUND:
+        return OP_OUTBOUND;
+    case WIRE_OP_DELIVER:
+        return OP_DELIVER;
+    case WIRE_OP_GET:
+        return OP_GET;
+    case WIRE_OP_PEEK:
+        return OP_PEEK;
+    case WIRE_OP_AUDIT:
+        return OP_AUDIT;
+    case WIRE_OP_STATS:
+        return OP_STATS;
+    case WIRE_OP_CHECKPOINT:
+        return OP_CHECKPOINT;
+    case WIRE_OP_SUBSCRIBE:
+        return OP_EVENTS;
+    case WIRE_OP_EVENTS:
+        return OP_EVENTS;
+    default:
+        return -1;
     }
 }
 
@@ -1014,6 +1034,81 @@ op_subscribe(struct req *q)
         conn_listen(q->c);
 }
 
+static void reply_begin(struct req *q, struct conn *c, uint8_t opcode,
+                        uint32_t id);
+static void reply_send(struct req *q, uint8_t opcode, uint32_t id);
+
+/* EVENTS: u64 after, u16 count (0 = 100), i64 block_ms (-1: no wait).
+   Reply: u32 n, n x (u64 seq, str32 json). */
+struct events_out {
+    struct req *q;
+    uint32_t n;
+};
+
+static int
+events_one(void *ctx, uint64_t seq, const char *json, size_t len)
+{
+    struct events_out *eo = ctx;
+    wire_put_u64(eo->q->w, seq);
+    wire_put_str32(eo->q->w, json, len);
+    eo->n++;
+    return 0;
+}
+
+static void
+op_events(struct req *q)
+{
+    uint64_t after = get_u64(q, "after");
+    uint16_t count = get_u16(q, "count");
+    int64_t block = get_i64(q, "block_ms");
+    if (!body_read(q))
+        return;
+    if (count == 0)
+        count = 100;
+    if (count > CORE_EVENTS_MAX) {
+        badarg(q, "EVENTS count %u is over %d", (unsigned)count,
+               CORE_EVENTS_MAX);
+        return;
+    }
+    if (block < -1) {
+        badarg(q, "EVENTS block_ms %" PRId64 " (-1: no wait, 0: forever)",
+               block);
+        return;
+    }
+    size_t at = q->w->len;
+    wire_put_u32(q->w, 0); /* n, filled below */
+    struct events_out eo = {q, 0};
+    struct core_result r;
+    core_events(q->core, after, count, events_one, &eo, &r);
+    if (r.code != CORE_OK) {
+        q->w->len = at;
+        reply_result(q, &r);
+        return;
+    }
+    if (eo.n == 0 && block >= 0 && !q->c->pool->quiet) {
+        q->w->len = at;
+        q->c->p.bin.wait_id = q->h->id;
+        q->c->p.bin.wait_op = WIRE_OP_EVENTS;
+        q->blocked = true;
+        conn_wait_event(q->c, after, block);
+        return;
+    }
+    wire_patch_u32(q->w, at, eo.n);
+}
+
+static void
+bin_events_waited(struct conn *c, uint64_t seq, const char *json, size_t len)
+{
+    struct req q;
+    reply_begin(&q, c, WIRE_OP_EVENTS, c->p.bin.wait_id);
+    wire_put_u32(q.w, json ? 1 : 0);
+    if (json) {
+        wire_put_u64(q.w, seq);
+        wire_put_str32(q.w, json, len);
+    }
+    reply_send(&q, WIRE_OP_EVENTS, c->p.bin.wait_id);
+}
+
 static void
 op_unsubscribe(struct req *q)
 {
@@ -1024,16 +1119,28 @@ op_unsubscribe(struct req *q)
 typedef void op_fn(struct req *q);
 
 static op_fn *const ops[256] = {
-    [WIRE_OP_PING] = op_ping,           [WIRE_OP_CLIENT_NAME] = op_client_name,
-    [WIRE_OP_AUTH] = op_auth,           [WIRE_OP_PUSH] = op_push,
-    [WIRE_OP_APPROVE] = op_approve,     [WIRE_OP_HOLD] = op_hold,
-    [WIRE_OP_CANCEL] = op_cancel,       [WIRE_OP_REPRIO] = op_reprio,
-    [WIRE_OP_NEXT] = op_next,           [WIRE_OP_TOUCH] = op_touch,
-    [WIRE_OP_RELEASE] = op_release,     [WIRE_OP_PICKED] = op_picked,     [WIRE_OP_OUTBOUND] = op_outbound,
-    [WIRE_OP_DELIVER] = op_deliver,     [WIRE_OP_GET] = op_get,
-    [WIRE_OP_PEEK] = op_peek,           [WIRE_OP_AUDIT] = op_audit,
-    [WIRE_OP_STATS] = op_stats,         [WIRE_OP_CHECKPOINT] = op_checkpoint,
-    [WIRE_OP_SUBSCRIBE] = op_subscribe, [WIRE_OP_UNSUBSCRIBE] = op_unsubscribe,
+    [WIRE_OP_PING] = op_ping,
+    [WIRE_OP_CLIENT_NAME] = op_client_name,
+    [WIRE_OP_AUTH] = op_auth,
+    [WIRE_OP_PUSH] = op_push,
+    [WIRE_OP_APPROVE] = op_approve,
+    [WIRE_OP_HOLD] = op_hold,
+    [WIRE_OP_CANCEL] = op_cancel,
+    [WIRE_OP_REPRIO] = op_reprio,
+    [WIRE_OP_NEXT] = op_next,
+    [WIRE_OP_TOUCH] = op_touch,
+    [WIRE_OP_RELEASE] = op_release,
+    [WIRE_OP_PICKED] = op_picked,
+    [WIRE_OP_OUTBOUND] = op_outbound,
+    [WIRE_OP_DELIVER] = op_deliver,
+    [WIRE_OP_GET] = op_get,
+    [WIRE_OP_PEEK] = op_peek,
+    [WIRE_OP_AUDIT] = op_audit,
+    [WIRE_OP_STATS] = op_stats,
+    [WIRE_OP_CHECKPOINT] = op_checkpoint,
+    [WIRE_OP_SUBSCRIBE] = op_subscribe,
+    [WIRE_OP_UNSUBSCRIBE] = op_unsubscribe,
+    [WIRE_OP_EVENTS] = op_events,
 };
 
 /* ---- frames --------------------------------------------------------- */
@@ -1218,4 +1325,5 @@ const struct proto proto_bin = {
     .waited = bin_waited,
     .event = bin_event,
     .overflow = bin_overflow,
+    .events_waited = bin_events_waited,
 };

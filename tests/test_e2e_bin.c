@@ -834,3 +834,48 @@ Test(bin_batch, audit_after_ack_in_batch_mode)
     e2e_cleanup(&d);
     cr_assert_eq(n, 1, "AUDIT after an acknowledged PUSH: %zu entries", n);
 }
+
+/* EVENTS replays the durable log: a rush push's jump is there, in order,
+   and a blocked EVENTS is answered by the next event. */
+Test(bin, events_replay_and_block)
+{
+    struct dc_client *c = e2e_bin_connect(&dmn), *w = e2e_bin_connect(&dmn);
+    struct dc_reply r;
+    push(c, "EV-0", WIRE_CLASS_NORMAL, true, "evw");
+    push(c, "EV-1", WIRE_CLASS_RUSH4H, true, "evw");
+    e2e_bin_status(c, dc_events(c, 0, 0, -1, &r), &r, WIRE_ST_OK);
+    size_t pos = 0, n = 0, len = 0;
+    uint64_t seq = 0, last = 0;
+    const char *json = NULL;
+    bool jump = false;
+    while (dc_events_next(&r, &pos, &seq, &json, &len)) {
+        cr_assert_gt(seq, last, "events out of order");
+        last = seq;
+        n++;
+        jump |= memmem(json, len, "\"type\":\"jump\"", 13) &&
+                memmem(json, len, "EV-1", 4);
+    }
+    dc_reply_free(&r);
+    cr_assert(jump, "the jump of EV-1 is not in the log (%zu events)", n);
+    e2e_bin_status(c, dc_events(c, last, 10, -1, &r), &r, WIRE_ST_OK);
+    pos = 0;
+    cr_assert(!dc_events_next(&r, &pos, &seq, &json, &len),
+              "an event after the last one");
+    dc_reply_free(&r);
+    /* Blocked until the next event. */
+    uint32_t id = dc_q_events(w, last, 10, 5000);
+    cr_assert_eq(dc_send(w), 0);
+    push(c, "EV-2", WIRE_CLASS_RUSH4H, true, "evw");
+    cr_assert_eq(dc_recv(w, &r), 0);
+    cr_assert_eq(r.id, id);
+    cr_assert_eq(r.status, WIRE_ST_OK);
+    pos = 0;
+    cr_assert(dc_events_next(&r, &pos, &seq, &json, &len));
+    cr_assert_gt(seq, last);
+    cr_assert(memmem(json, len, "EV-2", 4), "%.*s", (int)len, json);
+    dc_reply_free(&r);
+    /* Bad arguments. */
+    expect(c, dc_events(c, 0, 1001, -1, &r), &r, WIRE_ST_BADARG, "count");
+    dc_close(w);
+    dc_close(c);
+}

@@ -195,7 +195,7 @@ Test(wire, opcode_and_status_names)
         WIRE_OP_DELIVER,   WIRE_OP_GET,         WIRE_OP_PEEK,
         WIRE_OP_AUDIT,     WIRE_OP_STATS,       WIRE_OP_CHECKPOINT,
         WIRE_OP_SUBSCRIBE, WIRE_OP_UNSUBSCRIBE, WIRE_OP_EVENT,
-        WIRE_OP_CLOSING,   WIRE_OP_PICKED,
+        WIRE_OP_CLOSING,   WIRE_OP_PICKED,      WIRE_OP_EVENTS,
     };
     size_t known = 0;
     for (int op = 0; op < 256; op++)
