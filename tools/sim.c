@@ -1258,7 +1258,10 @@ sampler_main(void *arg)
     int ns = O.samples, np = O.eta_probes;
     int64_t *ts = xcalloc((size_t)(ns + np) + 1, sizeof *ts);
     for (int i = 0; i < ns + np; i++)
-        ts[i] = (int64_t)(unit(&rs) * (double)DAY_MS) * 2 + (i < ns ? 0 : 1);
+        ts[i] = (5 * HOUR_MS + 30 * MIN_MS +
+                 (int64_t)(unit(&rs) * (double)DAY_MS)) *
+                    2 +
+                (i < ns ? 0 : 1);
     qsort(ts, (size_t)(ns + np), sizeof *ts, i64_cmp);
     for (int i = 0; i < ns + np && !r->stop; i++) {
         sleep_until_us(sim_to_wall(r, ts[i] / 2));
@@ -1266,8 +1269,8 @@ sampler_main(void *arg)
             probe_one(r, c, &rs);
             continue;
         }
-        for (int t = 0; t < 20 && !sample_one(r, c, &rs); t++)
-            ;
+        for (int t = 0; t < 200 && !r->stop && !sample_one(r, c, &rs); t++)
+            sleep_us(1000);
     }
     free(ts);
     redisFree(c);
@@ -1283,7 +1286,7 @@ struct result {
     int normal_late;
     int double_picks, lost_callbacks;
     double status_acc, final_acc;
-    double eta_med_min, eta_p90_min;
+    double eta_med_min, eta_p90_min, eta_signed_med_min;
     int eta_n;
     double util;
     int64_t wall_ms;
@@ -1381,19 +1384,24 @@ analyse(struct run *r, struct result *res)
     res->status_acc = r->samples ? 100.0 * r->sample_ok / r->samples : 0;
     res->final_acc = r->final_n ? 100.0 * r->final_ok / r->final_n : 0;
     int64_t *err = xcalloc(r->nprobes + 1, sizeof *err);
+    int64_t *sgn = xcalloc(r->nprobes + 1, sizeof *sgn);
     size_t m = 0;
     for (size_t i = 0; i < r->nprobes; i++) {
         const struct order *o = &r->o[r->probes[i].k];
         if (!o->pick_us)
             continue;
-        int64_t e = llabs(o->pick_us / 1000 - r->probes[i].eta_ms);
-        err[m++] = (int64_t)((double)e * r->f);
+        int64_t e = o->pick_us / 1000 - r->probes[i].eta_ms;
+        sgn[m] = (int64_t)((double)e * r->f);
+        err[m++] = (int64_t)((double)llabs(e) * r->f);
     }
     qsort(err, m, sizeof *err, i64_cmp);
     res->eta_n = (int)m;
     res->eta_med_min = m ? (double)err[m / 2] / MIN_MS : 0;
     res->eta_p90_min = m ? (double)err[(m * 9) / 10] / MIN_MS : 0;
+    qsort(sgn, m, sizeof *sgn, i64_cmp);
+    res->eta_signed_med_min = m ? (double)sgn[m / 2] / MIN_MS : 0;
     free(err);
+    free(sgn);
     int64_t busy = 0, on = 0;
     for (int i = 0; i < r->npk; i++) {
         busy += r->pk[i].busy_us;
@@ -1576,6 +1584,8 @@ daemon_args(bool escalate, char buf[][32], const char **argv)
         int64_t ms = (int64_t)ceil((double)d[i].ms / O.factor);
         if (!escalate && strncmp(d[i].opt, "--escalate", 10) == 0)
             ms = 0;
+        if (strcmp(d[i].opt, "--lease-default") == 0 && ms < 1000)
+            ms = 1000; /* the daemon's floor, as NEXT's LEASE */
         snprintf(buf[i], 32, "%" PRId64 "ms", ms);
         argv[n++] = d[i].opt;
         argv[n++] = buf[i];
@@ -1728,6 +1738,8 @@ report_table(struct run *rs, struct result *res, int nr, const char *cmdline)
     ROW("callbacks lost for good", "", "", "%d", x->lost_callbacks);
     ROW("ETA error median (sim min)", "", "", "%.0f", x->eta_med_min);
     ROW("ETA error p90 (sim min)", "", "", "%.0f", x->eta_p90_min);
+    ROW("ETA late (+) median (sim min)", "", "", "%+.0f",
+        x->eta_signed_med_min);
     ROW("ETA probes", "", "", "%d", x->eta_n);
     ROW("shipped / cancelled / open", "", "", "%d/%d/%d", x->shipped,
         x->cancelled, x->unfinished);
@@ -1769,16 +1781,17 @@ report_json(struct run *rs, struct result *res, int nr, const char *cmdline)
                    x->rush_miss[c], x->rush_n[c]);
         printf("},\"normal_late\":%d,\"double_picks\":%d,"
                "\"lost_callbacks\":%d,\"eta_error_min\":{\"median\":%.1f,"
-               "\"p90\":%.1f,\"n\":%d},\"shipped\":%d,\"cancelled\":%d,"
+               "\"p90\":%.1f,\"signed_median\":%.1f,\"n\":%d},\"shipped\":%d,"
+               "\"cancelled\":%d,"
                "\"open\":%d,\"utilisation\":%.1f,\"callbacks\":{\"sent\":%d,"
                "\"dup\":%d,\"lost\":%d,\"lost_ack\":%d,\"retried\":%d,"
                "\"errors\":%d},\"lease_expiries\":%lld,\"escalations\":%lld,"
                "\"unconfirmed\":%lld,\"erp_errors\":%d,\"pick_errors\":%d,"
                "\"next_after_cancel\":%d,\"wall_ms\":%" PRId64 "}",
                x->normal_late, x->double_picks, x->lost_callbacks,
-               x->eta_med_min, x->eta_p90_min, x->eta_n, x->shipped,
-               x->cancelled, x->unfinished, x->util, r->cb_sent, r->cb_dup,
-               r->cb_lost, r->cb_lost_ack, r->cb_retry, r->cb_errors,
+               x->eta_med_min, x->eta_p90_min, x->eta_signed_med_min, x->eta_n,
+               x->shipped, x->cancelled, x->unfinished, x->util, r->cb_sent,
+               r->cb_dup, r->cb_lost, r->cb_lost_ack, r->cb_retry, r->cb_errors,
                r->stats_expiries, r->stats_escalations, r->stats_unconfirmed,
                r->erp_errors, r->pick_errors, r->next_after_cancel, x->wall_ms);
     }
