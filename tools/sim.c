@@ -1525,6 +1525,20 @@ run_day(struct run *r, struct result *res)
     free(pcs);
 }
 
+static void
+run_free(struct run *r)
+{
+    for (int i = 0; i < r->npk; i++)
+        free(r->pk[i].idle);
+    free(r->pk);
+    free(r->o);
+    free(r->ev);
+    free(r->heap);
+    free(r->probes);
+    pthread_mutex_destroy(&r->mu);
+    pthread_cond_destroy(&r->wcond);
+}
+
 /* ------------------------------------------------------------------ */
 /* --spawn: a daemon of our own, its durations scaled by the factor     */
 
@@ -2069,5 +2083,7 @@ main(int argc, char **argv)
         if (res[i].status_acc < 100 || res[i].rush_idle_miss ||
             res[i].double_picks || rs[i].samples == 0)
             rc = 1;
+    for (int i = 0; i < nr; i++)
+        run_free(&rs[i]);
     return rc;
 }
