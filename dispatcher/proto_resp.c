@@ -432,8 +432,14 @@ cmd_touch(struct conn *c, struct resp_req *r)
     resp_int(c->out, res.value);
 }
 
+/* RELEASE id lease and PICKED id lease: the lease holder's steps. */
+typedef void lease_step_fn(struct core *c, const char *actor, const char *id,
+                           size_t idlen, uint64_t lease, const char *raw,
+                           size_t raw_len, struct core_result *r);
+
 static void
-cmd_release(struct conn *c, struct resp_req *r)
+lease_step(struct conn *c, struct resp_req *r, const char *usage,
+           lease_step_fn *fn)
 {
     char who[ORDER_NAME_MAX + 24], raw[RAW_MAX];
     struct core_result res;
@@ -442,32 +448,25 @@ cmd_release(struct conn *c, struct resp_req *r)
     if (!lease_arg(c, &r->argv[2], &lease))
         return;
     if (r->argc != 3) {
-        resp_error(c->out, "BADARG usage: RELEASE id lease");
+        resp_error(c->out, "BADARG usage: %s", usage);
         return;
     }
     size_t k = raw_command(r, raw, sizeof raw);
-    core_release(core_of(c), actor(c, who, sizeof who), r->argv[1].p,
-                 r->argv[1].len, lease, raw, k, &res);
-    reply_ack(c, &res, "OK");
+    fn(core_of(c), actor(c, who, sizeof who), r->argv[1].p, r->argv[1].len,
+       lease, raw, k, &res);
+    reply_ack(c, &res, res.code == CORE_ALREADY ? "ALREADY" : "OK");
+}
+
+static void
+cmd_release(struct conn *c, struct resp_req *r)
+{
+    lease_step(c, r, "RELEASE id lease", core_release);
 }
 
 static void
 cmd_picked(struct conn *c, struct resp_req *r)
 {
-    char who[ORDER_NAME_MAX + 24], raw[RAW_MAX];
-    struct core_result res;
-    uint64_t lease;
-
-    if (!lease_arg(c, &r->argv[2], &lease))
-        return;
-    if (r->argc != 3) {
-        resp_error(c->out, "BADARG usage: PICKED id lease");
-        return;
-    }
-    size_t k = raw_command(r, raw, sizeof raw);
-    core_picked(core_of(c), actor(c, who, sizeof who), r->argv[1].p,
-                r->argv[1].len, lease, raw, k, &res);
-    reply_ack(c, &res, res.code == CORE_ALREADY ? "ALREADY" : "OK");
+    lease_step(c, r, "PICKED id lease", core_picked);
 }
 
 /* Options shared by OUTBOUND and DELIVER: [AT t] [PHOTO ref] [RAW payload]
