@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,6 +313,65 @@ e2e_info_int(redisContext *c, const char *key)
         v = atoll(p + strlen(pat));
     freeReplyObject(r);
     return v;
+}
+
+/* Run a shell command (printf-style) with stderr merged into stdout:
+   its output (malloc'd, the caller frees) and its exit status in
+   *status. */
+static inline char *
+e2e_sh(int *status, const char *fmt, ...)
+{
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(cmd, sizeof cmd - 8, fmt, ap);
+    va_end(ap);
+    cr_assert(n > 0 && (size_t)n < sizeof cmd - 8, "command too long");
+    strcat(cmd, " 2>&1");
+    FILE *f = popen(cmd, "r");
+    cr_assert(f, "popen: %s", strerror(errno));
+    size_t cap = 4096, len = 0, k;
+    char *out = malloc(cap);
+    cr_assert(out);
+    while ((k = fread(out + len, 1, cap - len - 1, f)) > 0) {
+        len += k;
+        if (cap - len < 1024) {
+            cap *= 2;
+            out = realloc(out, cap);
+            cr_assert(out);
+        }
+    }
+    out[len] = '\0';
+    int st = pclose(f);
+    *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return out;
+}
+
+/* Does the daemon's log hold needle? */
+static inline bool
+e2e_log_has(const struct daemon *d, const char *needle)
+{
+    FILE *f = fopen(d->log, "r");
+    char line[4096];
+    bool found = false;
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+/* The end of a test: SIGTERM must stop the daemon with status 0 (the
+   sanitizer build exits non-zero on a leak) and its log must hold no
+   sanitizer report. */
+static inline void
+e2e_finish(struct daemon *d)
+{
+    int st = e2e_stop(d);
+    bool bad = e2e_log_has(d, "runtime error") || e2e_log_has(d, "Sanitizer");
+    cr_assert_eq(st, 0, "dispatchd exited with %d on SIGTERM (see %s)", st,
+                 d->log);
+    cr_assert(!bad, "sanitizer report in the daemon log %s", d->log);
 }
 
 #ifdef E2E_BIN

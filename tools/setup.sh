@@ -8,7 +8,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DISPATCHD_PACKAGES=(gcc make cmake pkg-config libevent-dev libjemalloc-dev
     librocksdb-dev libcriterion-dev libhiredis-dev uthash-dev libinih-dev
     libjansson-dev
-    redis-tools python3 python3-redis)
+    redis-tools python3 python3-redis python3-prometheus-client curl)
 
 dispatchd_install() {
     local missing=() p
