@@ -159,21 +159,10 @@ reason_of(int status)
     }
 }
 
-/* Send a reply.  A filter bufferevent (see the top) passes what evhttp
-   writes to its output on to the socket only while EV_WRITE is enabled on
-   it, and evhttp enables EV_WRITE only after it has written the reply
-   (bufferevent_enable on a filter moves nothing): unflushed, a reply
-   waits for the socket's next write event, which on a kept-alive
-   connection never comes. */
 static void
 send_now(struct evhttp_request *req, int status, struct evbuffer *body)
 {
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    struct bufferevent *bev =
-        evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
     evhttp_send_reply(req, status, reason_of(status), body);
-    if (bev)
-        bufferevent_flush(bev, EV_WRITE, BEV_FLUSH);
 }
 
 /* Send j (taken) with status, once ticket is durable. */

@@ -187,10 +187,16 @@ users_load(struct users *us, const char *path, char *err, size_t errlen)
                       "unknown role (viewer, erp, wms, admin)");
             break;
         }
-        for (size_t i = 0; i < us->n && !rc; i++)
+        for (size_t i = 0; i < us->n && !rc; i++) {
             if (strcmp(us->u[i].name, name) == 0)
                 rc = fail(err, errlen, "%s: %s", path, lineno,
                           "user named twice");
+            else if (strcmp(us->u[i].secret, secret) == 0)
+                /* A Bearer token or "AUTH secret" names its user by the
+                   secret alone. */
+                rc = fail(err, errlen, "%s: %s", path, lineno,
+                          "secret already used by another user");
+        }
         if (rc)
             break;
         if (us->n == USERS_MAX) {
