@@ -10,6 +10,10 @@
  * Timers (lease expiry, escalation) take the same steps with the actor
  * "dispatchd".  No lease, acknowledgement or event leaves for a change
  * the store did not take: a lease whose record is refused is given back.
+ *
+ * Longer than our ~800-line habit on purpose: it is the one place every
+ * operation and its four steps live; split by operation, the steps would
+ * be repeated or scattered again.
  */
 #include "core.h"
 

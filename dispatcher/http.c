@@ -15,6 +15,9 @@
  * that would pass --http-max-connections is answered 503 BUSY and
  * closed.  A connection that never sends a request is not counted, and
  * is closed by the idle timeout.
+ *
+ * Long because it is one handler per route (the route table near the
+ * end is the index), the SSE stream and the connection count.
  */
 #include "http.h"
 

@@ -23,6 +23,9 @@
  * is a short read-check-call function, and they share the reply and
  * checking helpers above them; split by opcode group they would need a
  * private header for nothing else.
+ *
+ * Long because it is one handler per opcode (the ops table at the end is
+ * the index) plus the frame layer; the wire codec itself is binproto/.
  */
 #include "proto_bin.h"
 

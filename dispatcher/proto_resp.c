@@ -4,6 +4,9 @@
  * with the core's code word (NOTFOUND BADSTATE BADARG EXISTS LEASE TOOBIG
  * BUSY READONLY NOPERM ERR) and never close the connection; only a
  * protocol violation does.
+ *
+ * Long because it is one handler per command, each short; the command
+ * table at the end is the index.
  */
 #include "proto_resp.h"
 
