@@ -75,9 +75,9 @@ enum wire_status {
     WIRE_ST_READONLY = 0x17,
     WIRE_ST_NOPERM = 0x18,
     WIRE_ST_ERR = 0x19,
-    WIRE_ST_BADOP = 0x1a,   /* unknown opcode (word ERR) */
-    WIRE_ST_PROTO = 0x1b,   /* framing violation: the server closes */
-    WIRE_ST_NOCREDS = 0x1c, /* AUTH with no credentials configured (ERR) */
+    WIRE_ST_BADOP = 0x1a,     /* unknown opcode (word ERR) */
+    WIRE_ST_PROTO = 0x1b,     /* framing violation: the server closes */
+    WIRE_ST_NOCREDS = 0x1c,   /* AUTH with no credentials configured (ERR) */
     WIRE_ST_NOAUTH = 0x1d,    /* AUTH first (users are configured) */
     WIRE_ST_WRONGPASS = 0x1e, /* AUTH with a wrong user/secret pair */
 };

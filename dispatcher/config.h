@@ -28,12 +28,12 @@ struct config {
     int log_level;                  /* enum log_level: info */
     char users[PATH_MAX];           /* --users FILE; "" = no authentication */
     struct http_config http;  /* --http-port 7421 (0: off), bound as RESP */
-    char checkpoint_dir[400];      /* CHECKPOINT writes below: var/checkpoints
-                                      (the data directory's sibling) */
+    char checkpoint_dir[400]; /* CHECKPOINT writes below: var/checkpoints
+                                 (the data directory's sibling) */
     /* Output buffer limits (bytes; soft ones held for *_soft_ms). */
-    size_t out_hard, out_soft;     /* clients: 256mb, 64mb for 60s */
+    size_t out_hard, out_soft; /* clients: 256mb, 64mb for 60s */
     int64_t out_soft_ms;
-    size_t sub_hard, sub_soft;     /* subscribers: 32mb, 8mb for 60s */
+    size_t sub_hard, sub_soft; /* subscribers: 32mb, 8mb for 60s */
     int64_t sub_soft_ms;
     struct pickq_config queue;
 };

@@ -18,10 +18,10 @@
 
 #include <event2/buffer.h>
 
-#define RESP_INLINE_MAX (64 * 1024)   /* bytes of an inline command line */
-#define RESP_BULK_MAX (1024 * 1024)   /* bytes of one bulk argument */
-#define RESP_ARGS_MAX 1024            /* arguments of one command */
-#define RESP_HEADER_MAX 32            /* digits of a "*<n>" or "$<len>" line */
+#define RESP_INLINE_MAX (64 * 1024) /* bytes of an inline command line */
+#define RESP_BULK_MAX (1024 * 1024) /* bytes of one bulk argument */
+#define RESP_ARGS_MAX 1024          /* arguments of one command */
+#define RESP_HEADER_MAX 32          /* digits of a "*<n>" or "$<len>" line */
 
 struct resp_arg {
     const char *p;
@@ -60,19 +60,19 @@ enum resp_status resp_parse(const char *buf, size_t len, struct resp_req *req,
 bool resp_arg_is(const struct resp_arg *a, const char *word);
 
 /* Reply writers.  proto is 2 or 3. */
-void resp_ok(struct evbuffer *b);                       /* +OK */
-void resp_simple(struct evbuffer *b, const char *s);    /* +s */
+void resp_ok(struct evbuffer *b);                    /* +OK */
+void resp_simple(struct evbuffer *b, const char *s); /* +s */
 /* -CODE message: fmt is printf-style; CR/LF in the result become spaces. */
 void resp_error(struct evbuffer *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void resp_int(struct evbuffer *b, long long v);
 void resp_bulk(struct evbuffer *b, const char *p, size_t len);
-void resp_bulk_str(struct evbuffer *b, const char *s);  /* NUL-terminated */
+void resp_bulk_str(struct evbuffer *b, const char *s); /* NUL-terminated */
 void resp_bulk_fmt(struct evbuffer *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-void resp_null(struct evbuffer *b, int proto);          /* $-1 or _ */
-void resp_array(struct evbuffer *b, size_t n);          /* *n */
-void resp_null_array(struct evbuffer *b, int proto);    /* *-1 or _ */
+void resp_null(struct evbuffer *b, int proto);       /* $-1 or _ */
+void resp_array(struct evbuffer *b, size_t n);       /* *n */
+void resp_null_array(struct evbuffer *b, int proto); /* *-1 or _ */
 /* A map of n pairs: %n in RESP3, a flat array of 2n in RESP2. */
 void resp_map(struct evbuffer *b, size_t n, int proto);
 /* A push of n elements: >n in RESP3, *n in RESP2 (pub/sub). */

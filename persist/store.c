@@ -348,8 +348,8 @@ options_create(struct store *s)
        are compacted with the files they cover in the usual way. */
     s->cfopt[CF_EVENTS] = s->dbopt;
     for (int i = CF_ORDERS; i <= CF_AUDIT; i++) {
-        s->cfopt[i] = i == CF_AUDIT ? audit_opt
-                                    : rocksdb_options_create_copy(s->dbopt);
+        s->cfopt[i] =
+            i == CF_AUDIT ? audit_opt : rocksdb_options_create_copy(s->dbopt);
         rocksdb_options_add_compact_on_deletion_collector_factory(s->cfopt[i],
                                                                   128, 64);
     }

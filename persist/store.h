@@ -33,11 +33,11 @@ enum store_durability {
 };
 
 struct store_options {
-    int durability;          /* enum store_durability; default STORE_SYNC */
-    int batch_ms;            /* STORE_BATCH sync period; default 10 */
-    size_t queue_max;        /* records waiting before store_busy() is
-                                true (soft: puts beyond it are accepted);
-                                default 8192 (also when 0) */
+    int durability;   /* enum store_durability; default STORE_SYNC */
+    int batch_ms;     /* STORE_BATCH sync period; default 10 */
+    size_t queue_max; /* records waiting before store_busy() is
+                         true (soft: puts beyond it are accepted);
+                         default 8192 (also when 0) */
     /* Called from the persistence thread each time the durable ticket
        advances or the health changes.  Must be thread-safe and quick. */
     void (*wake)(void *arg);
@@ -47,15 +47,15 @@ struct store_options {
 /* One audit trail entry: time, actor, action, old and new state, and the
    raw message that caused it. */
 struct audit_entry {
-    int64_t at;          /* ms */
-    int action;          /* enum order_action */
-    int from;            /* enum order_state, or -1 (push) */
-    int to;              /* enum order_state */
-    const char *actor;   /* client name, or "" */
+    int64_t at;        /* ms */
+    int action;        /* enum order_action */
+    int from;          /* enum order_state, or -1 (push) */
+    int to;            /* enum order_state */
+    const char *actor; /* client name, or "" */
     size_t actor_len;
-    const char *raw;     /* the raw message, or "" */
+    const char *raw; /* the raw message, or "" */
     size_t raw_len;
-    const char *note;    /* reason, lease, picker...; or "" */
+    const char *note; /* reason, lease, picker...; or "" */
     size_t note_len;
 };
 
@@ -63,13 +63,13 @@ struct audit_entry {
 
 struct store_stats {
     int durability;
-    uint64_t submitted;   /* tickets handed out */
-    uint64_t durable;     /* highest durable ticket */
-    uint64_t groups;      /* write batches committed */
-    uint64_t records;     /* records written */
-    uint64_t syncs;       /* WAL syncs */
+    uint64_t submitted; /* tickets handed out */
+    uint64_t durable;   /* highest durable ticket */
+    uint64_t groups;    /* write batches committed */
+    uint64_t records;   /* records written */
+    uint64_t syncs;     /* WAL syncs */
     uint64_t sync_us_last, sync_us_max, sync_us_total;
-    uint64_t failures;    /* failed group writes (each retried) */
+    uint64_t failures; /* failed group writes (each retried) */
     size_t max_group;
     /* Groups by size: [i] counts groups of 2^(i-1) < size <= 2^i records
        ([0]: one record); the last also counts every larger group. */
@@ -136,9 +136,9 @@ int store_events_read(struct store *s, uint64_t after, size_t n,
    not yet taken by the persistence thread (the disk is behind): the
    caller should answer BUSY to new writes instead of queueing more.  It
    turns false by itself when the thread takes the queue for its next
-   group; nothing is called then, so ask again.  Loop thread.    When it answers true, the next group the thread writes wakes the
-   loop (opt.wake) in every mode, so a caller that stopped for room hears
-   when there is some. */
+   group; nothing is called then, so ask again.  Loop thread.    When it answers
+   true, the next group the thread writes wakes the loop (opt.wake) in every
+   mode, so a caller that stopped for room hears when there is some. */
 bool store_busy(struct store *s);
 
 /* Highest ticket that is durable under the store's mode.  Any thread. */
@@ -152,8 +152,7 @@ bool store_ok(struct store *s, char *reason, size_t len);
    none modes it first waits (briefly, at most 2 s) for the writer to
    catch up.  Returns 0, or -1 with err.  Loop thread. */
 int store_audit(struct store *s, const char *id, size_t idlen,
-                int (*fn)(void *ctx, uint32_t seq,
-                          const struct audit_entry *a),
+                int (*fn)(void *ctx, uint32_t seq, const struct audit_entry *a),
                 void *ctx, char *err, size_t errlen);
 
 /* A consistent online copy in dir (which must not exist), usable with

@@ -118,18 +118,18 @@ order_attr_set(struct order *o, const char *k, size_t klen, const char *v,
     }
     if (klen > ORDER_ATTR_KEY_MAX) {
         order_errf(err, errlen, "attribute key longer than %d bytes",
-             ORDER_ATTR_KEY_MAX);
+                   ORDER_ATTR_KEY_MAX);
         return -1;
     }
     if (vlen > ORDER_ATTR_VAL_MAX) {
         order_errf(err, errlen, "attribute %.*s: value longer than %d bytes",
-             (int)klen, k, ORDER_ATTR_VAL_MAX);
+                   (int)klen, k, ORDER_ATTR_VAL_MAX);
         return -1;
     }
     if (memchr(k, '\0', klen) != NULL ||
         (vlen > 0 && memchr(v, '\0', vlen) != NULL)) {
-        order_errf(err, errlen, "attribute %.*s: NUL byte in key or value", (int)klen,
-             k);
+        order_errf(err, errlen, "attribute %.*s: NUL byte in key or value",
+                   (int)klen, k);
         return -1;
     }
 
@@ -137,7 +137,7 @@ order_attr_set(struct order *o, const char *k, size_t klen, const char *v,
     if (at < 0) {
         if (o->nattrs >= ORDER_ATTRS_MAX) {
             order_errf(err, errlen, "attribute %.*s: more than %d attributes",
-                 (int)klen, k, ORDER_ATTRS_MAX);
+                       (int)klen, k, ORDER_ATTRS_MAX);
             return -1;
         }
         size_t add = klen + 1 + vlen + 1;
@@ -490,8 +490,8 @@ require_attr(const struct order *o, const char *why, const char *k, char *err,
 {
     const char *v = order_attr_get(o, k);
     if (v == NULL || v[0] == '\0') {
-        order_errf(err, errlen, "order %s: %s order needs attribute %s", o->id, why,
-             k);
+        order_errf(err, errlen, "order %s: %s order needs attribute %s", o->id,
+                   why, k);
         return -1;
     }
     return 0;
@@ -511,9 +511,9 @@ order_validate(const struct order *o, char *err, size_t errlen)
     if (!field_ok(o->warehouse, sizeof(o->warehouse)) ||
         !field_ok(o->customer, sizeof(o->customer))) {
         order_errf(err, errlen,
-             "order %s: warehouse or customer longer than %d "
-             "bytes",
-             o->id, ORDER_NAME_MAX);
+                   "order %s: warehouse or customer longer than %d "
+                   "bytes",
+                   o->id, ORDER_NAME_MAX);
         return -1;
     }
     if (o->warehouse[0] == '\0') {
@@ -527,17 +527,17 @@ order_validate(const struct order *o, char *err, size_t errlen)
     if (o->source >= SOURCE_COUNT || o->fulfil >= FULFIL_COUNT ||
         (o->risk & ~RISK_ALL) != 0) {
         order_errf(err, errlen, "order %s: unknown source, fulfilment or risk",
-             o->id);
+                   o->id);
         return -1;
     }
     if (o->nattrs > ORDER_ATTRS_MAX) {
         order_errf(err, errlen, "order %s: %u attributes, at most %d", o->id,
-             o->nattrs, ORDER_ATTRS_MAX);
+                   o->nattrs, ORDER_ATTRS_MAX);
         return -1;
     }
     if (o->deadline <= 0) {
         order_errf(err, errlen, "order %s: class %s needs a deadline", o->id,
-             order_class_name(o->cls));
+                   order_class_name(o->cls));
         return -1;
     }
     if (o->cls == CLASS_ASN &&

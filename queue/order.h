@@ -18,15 +18,15 @@
 #include "pheap.h"
 
 /* Bounds on everything an order carries (intake rejects larger input). */
-#define ORDER_ID_MAX 64        /* bytes of an order id */
-#define ORDER_NAME_MAX 64      /* warehouse, customer, picker, operator */
-#define ORDER_ATTRS_MAX 32     /* number of free-form attributes */
-#define ORDER_ATTR_KEY_MAX 64  /* bytes of an attribute key */
+#define ORDER_ID_MAX 64         /* bytes of an order id */
+#define ORDER_NAME_MAX 64       /* warehouse, customer, picker, operator */
+#define ORDER_ATTRS_MAX 32      /* number of free-form attributes */
+#define ORDER_ATTR_KEY_MAX 64   /* bytes of an attribute key */
 #define ORDER_ATTR_VAL_MAX 1024 /* bytes of an attribute value */
 
 /* Urgency class, most urgent first; the numeric order IS the pick order. */
 enum order_class {
-    CLASS_ASN,     /* OEM ASN direct ship: a production line waits */
+    CLASS_ASN, /* OEM ASN direct ship: a production line waits */
     CLASS_RUSH4H,
     CLASS_RUSH24H,
     CLASS_NORMAL,
@@ -109,24 +109,24 @@ struct order {
     char warehouse[ORDER_NAME_MAX + 1];
     char customer[ORDER_NAME_MAX + 1];
 
-    uint8_t cls;        /* enum order_class as pushed (or re-prioritised) */
-    uint8_t eff_cls;    /* effective class after escalation; <= cls */
-    uint8_t state;      /* enum order_state */
-    uint8_t source;     /* enum order_source */
-    uint8_t fulfil;     /* enum order_fulfil */
-    uint8_t risk;       /* enum order_risk bits */
+    uint8_t cls;     /* enum order_class as pushed (or re-prioritised) */
+    uint8_t eff_cls; /* effective class after escalation; <= cls */
+    uint8_t state;   /* enum order_state */
+    uint8_t source;  /* enum order_source */
+    uint8_t fulfil;  /* enum order_fulfil */
+    uint8_t risk;    /* enum order_risk bits */
 
-    int64_t deadline;   /* ms */
-    int64_t created;    /* ms, first push */
-    int64_t updated;    /* ms, last transition */
-    uint64_t seq;       /* arrival sequence in the queue (set on entering
-                           queued the first time; kept across release) */
+    int64_t deadline; /* ms */
+    int64_t created;  /* ms, first push */
+    int64_t updated;  /* ms, last transition */
+    uint64_t seq;     /* arrival sequence in the queue (set on entering
+                         queued the first time; kept across release) */
 
     /* Lease, meaningful while picking; lease and picker are kept once
        picked (who picked it, and a repeated PICKED is recognised). */
     uint64_t lease;
-    int64_t lease_expires;          /* ms */
-    int64_t picked_at;              /* ms, when the current lease began */
+    int64_t lease_expires; /* ms */
+    int64_t picked_at;     /* ms, when the current lease began */
     char picker[ORDER_NAME_MAX + 1];
     int64_t pick_done_at;   /* ms, when it became picked; 0 = never */
     bool unconfirmed_fired; /* picked, and the confirm timeout fired (it
@@ -139,7 +139,7 @@ struct order {
                              picked, not from another state */
     int64_t delivered_at;
 
-    uint32_t audit_n;      /* audit entries written so far (next sequence) */
+    uint32_t audit_n; /* audit entries written so far (next sequence) */
 
     /* Attributes: nattrs pairs packed as "key\0value\0key\0value\0...",
        attrs_len bytes in total (malloc'd, owned by the order, or NULL). */
