@@ -493,10 +493,14 @@ core_touch(struct core *c, const char *actor, const char *id, size_t idlen,
     r->value = o->lease_expires;
 }
 
-void
-core_release(struct core *c, const char *actor, const char *id, size_t idlen,
-             uint64_t lease_id, const char *raw, size_t raw_len,
-             struct core_result *r)
+/* The lease holder's steps without a reply value: RELEASE and PICKED
+   (pickq_release and pickq_picked take the same arguments). */
+static void
+lease_step(struct core *c, const char *actor, const char *id, size_t idlen,
+           uint64_t lease_id, const char *raw, size_t raw_len,
+           struct core_result *r, int action, const char *what,
+           int (*step)(struct pickq *q, struct order *o, uint64_t lease,
+                       int64_t now))
 {
     char note[48];
 
@@ -504,14 +508,27 @@ core_release(struct core *c, const char *actor, const char *id, size_t idlen,
     struct order *o = find(c, id, idlen, r);
     if (!o || !writable(c, r))
         return;
-    int rc = pickq_release(c->q, o, lease_id, core_now());
+    int rc = step(c->q, o, lease_id, core_now());
+    if (rc == PICKQ_SAME) {
+        r->code = CORE_ALREADY;
+        r->order = o;
+        return;
+    }
     if (rc) {
-        refused(r, rc, o, "release", NULL);
+        refused(r, rc, o, what, NULL);
         return;
     }
     snprintf(note, sizeof note, "lease=%" PRIu64, lease_id);
-    commit(c, actor, o, ACTION_RELEASE, STATE_PICKING, raw, raw_len, note, NULL,
-           r);
+    commit(c, actor, o, action, STATE_PICKING, raw, raw_len, note, NULL, r);
+}
+
+void
+core_release(struct core *c, const char *actor, const char *id, size_t idlen,
+             uint64_t lease_id, const char *raw, size_t raw_len,
+             struct core_result *r)
+{
+    lease_step(c, actor, id, idlen, lease_id, raw, raw_len, r, ACTION_RELEASE,
+               "release", pickq_release);
 }
 
 /* A confirmation time: not before 2000, not further ahead than deadlines
@@ -708,25 +725,8 @@ core_picked(struct core *c, const char *actor, const char *id, size_t idlen,
             uint64_t lease_id, const char *raw, size_t raw_len,
             struct core_result *r)
 {
-    char note[64];
-
-    result_clear(r);
-    struct order *o = find(c, id, idlen, r);
-    if (!o || !writable(c, r))
-        return;
-    int rc = pickq_picked(c->q, o, lease_id, core_now());
-    if (rc == PICKQ_SAME) {
-        r->code = CORE_ALREADY;
-        r->order = o;
-        return;
-    }
-    if (rc) {
-        refused(r, rc, o, "report picked", NULL);
-        return;
-    }
-    snprintf(note, sizeof note, "lease=%" PRIu64, lease_id);
-    commit(c, actor, o, ACTION_PICKED, STATE_PICKING, raw, raw_len, note, NULL,
-           r);
+    lease_step(c, actor, id, idlen, lease_id, raw, raw_len, r, ACTION_PICKED,
+               "report picked", pickq_picked);
 }
 
 /* ---- reads ---------------------------------------------------------- */

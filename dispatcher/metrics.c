@@ -29,15 +29,21 @@ histo_init(struct histo *h, const double *le, size_t n)
 }
 
 void
-histo_observe(struct histo *h, double v)
+histo_observe_n(struct histo *h, double v, uint64_t n)
 {
     size_t i = 0;
     while (i < h->n && v > h->le[i])
         i++;
     if (i < h->n)
-        h->bucket[i]++;
-    h->count++;
-    h->sum += v;
+        h->bucket[i] += n;
+    h->count += n;
+    h->sum += v * (double)n;
+}
+
+void
+histo_observe(struct histo *h, double v)
+{
+    histo_observe_n(h, v, 1);
 }
 
 static void

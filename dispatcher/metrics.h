@@ -30,6 +30,8 @@ extern const size_t histo_slow_n;
 
 void histo_init(struct histo *h, const double *le, size_t n);
 void histo_observe(struct histo *h, double seconds);
+/* n observations of the same value. */
+void histo_observe_n(struct histo *h, double seconds, uint64_t n);
 
 struct core;
 struct conn_counters;

@@ -478,12 +478,18 @@ struct confirm_opts {
     int64_t at;
     char operator_[ORDER_NAME_MAX + 1];
     const struct resp_arg *photo, *raw;
+    /* What the audit keeps: the RAW payload, else the command line. */
+    const char *audit;
+    size_t audit_len;
+    char line[RAW_MAX];
 };
 
 static bool
 confirm_opts(struct conn *c, struct resp_req *r, struct confirm_opts *co)
 {
-    memset(co, 0, sizeof *co);
+    co->at = 0;
+    co->operator_[0] = '\0';
+    co->photo = co->raw = NULL;
     for (size_t i = 2; i < r->argc; i += 2) {
         const struct resp_arg *opt = &r->argv[i];
         if (i + 1 >= r->argc) {
@@ -513,14 +519,21 @@ confirm_opts(struct conn *c, struct resp_req *r, struct confirm_opts *co)
             return false;
         }
     }
+    if (co->raw) {
+        co->audit = co->raw->p;
+        co->audit_len = co->raw->len;
+    } else {
+        co->audit = co->line;
+        co->audit_len = raw_command(r, co->line, sizeof co->line);
+    }
     return true;
 }
 
 static void
 cmd_outbound(struct conn *c, struct resp_req *r)
 {
-    char who[ORDER_NAME_MAX + 24], raw[RAW_MAX];
-    struct confirm_opts co;
+    char who[ORDER_NAME_MAX + 24];
+    static struct confirm_opts co;
     struct core_result res;
 
     if (!confirm_opts(c, r, &co))
@@ -532,38 +545,22 @@ cmd_outbound(struct conn *c, struct resp_req *r)
     struct core_confirm_args a = {co.operator_, co.at,
                                   co.photo ? co.photo->p : NULL,
                                   co.photo ? co.photo->len : 0};
-    const char *p = raw;
-    size_t n;
-    if (co.raw) {
-        p = co.raw->p;
-        n = co.raw->len;
-    } else {
-        n = raw_command(r, raw, sizeof raw);
-    }
     core_outbound(core_of(c), actor(c, who, sizeof who), r->argv[1].p,
-                  r->argv[1].len, &a, p, n, &res);
+                  r->argv[1].len, &a, co.audit, co.audit_len, &res);
     reply_ack(c, &res, res.code == CORE_ALREADY ? "ALREADY" : "OK");
 }
 
 static void
 cmd_deliver(struct conn *c, struct resp_req *r)
 {
-    char who[ORDER_NAME_MAX + 24], raw[RAW_MAX];
-    struct confirm_opts co;
+    char who[ORDER_NAME_MAX + 24];
+    static struct confirm_opts co;
     struct core_result res;
 
     if (!confirm_opts(c, r, &co))
         return;
-    const char *p = raw;
-    size_t n;
-    if (co.raw) {
-        p = co.raw->p;
-        n = co.raw->len;
-    } else {
-        n = raw_command(r, raw, sizeof raw);
-    }
     core_deliver(core_of(c), actor(c, who, sizeof who), r->argv[1].p,
-                 r->argv[1].len, co.at, p, n, &res);
+                 r->argv[1].len, co.at, co.audit, co.audit_len, &res);
     reply_ack(c, &res, res.code == CORE_ALREADY ? "ALREADY" : "OK");
 }
 
