@@ -104,6 +104,13 @@ struct pickq_wh {
     struct ostree rank;    /* the same orders in the position index */
     struct pickq_stats st; /* its counters; st.warehouses unused */
     bool measured;         /* st.mean_pick_ms is a measurement */
+    /* The measured pick rate: the mean gap between leases while orders
+       were waiting (EWMA), so it counts the pickers really working
+       (shifts, breaks) rather than the leases open at one moment. */
+    int64_t lease_gap_ms;
+    bool gap_measured;
+    int64_t last_lease_at; /* when the last lease was handed out */
+    bool backlogged;       /* orders were still waiting after it */
 };
 
 struct pickq {
@@ -127,7 +134,6 @@ struct pickq {
 };
 
 /* ---- small helpers ---------------------------------------------------- */
-
 
 static int64_t
 sat_add(int64_t a, int64_t b)
@@ -275,12 +281,11 @@ static size_t
 rk_insert(struct order *o)
 {
     size_t rank = 0;
-    int rc = ostree_insert(&o->wh->rank, o->qnode.key, o->qnode.seq, o,
-                           &rank);
+    int rc = ostree_insert(&o->wh->rank, o->qnode.key, o->qnode.seq, o, &rank);
     if (rc != OSTREE_OK) {
         /* Reserved on entry, and seqs are unique: a broken invariant. */
-        fprintf(stderr, "pickq: order %s: position index insert: %d\n",
-                o->id, rc);
+        fprintf(stderr, "pickq: order %s: position index insert: %d\n", o->id,
+                rc);
         abort();
     }
     return rank;
@@ -291,10 +296,9 @@ static size_t
 rk_remove(struct order *o)
 {
     size_t rank = 0;
-    if (ostree_remove(&o->wh->rank, o->qnode.key, o->qnode.seq, NULL,
-                      &rank) != OSTREE_OK) {
-        fprintf(stderr, "pickq: order %s is queued but not indexed\n",
-                o->id);
+    if (ostree_remove(&o->wh->rank, o->qnode.key, o->qnode.seq, NULL, &rank) !=
+        OSTREE_OK) {
+        fprintf(stderr, "pickq: order %s is queued but not indexed\n", o->id);
         abort();
     }
     return rank;
@@ -651,9 +655,9 @@ pickq_push(struct pickq *q, struct order *o, int64_t now,
     jump_clear(jump);
     if (order_push_state(o->state) < 0) {
         order_errf(err, errlen,
-             "order %.*s: a push creates a new or queued order, "
-             "not %s",
-             ORDER_ID_MAX, o->id, order_state_name(o->state));
+                   "order %.*s: a push creates a new or queued order, "
+                   "not %s",
+                   ORDER_ID_MAX, o->id, order_state_name(o->state));
         return PICKQ_BADSTATE;
     }
     size_t idlen = strnlen(o->id, sizeof(o->id));
@@ -662,7 +666,8 @@ pickq_push(struct pickq *q, struct order *o, int64_t now,
         if (old != NULL) {
             if (same_as_pushed(q, old, o))
                 return PICKQ_SAME;
-            order_errf(err, errlen, "order %s exists with different content", o->id);
+            order_errf(err, errlen, "order %s exists with different content",
+                       o->id);
             return PICKQ_EXISTS;
         }
     }
@@ -824,6 +829,10 @@ pickq_next(struct pickq *q, const char *warehouse, const char *picker,
     timer_insert(q, o, o->lease_expires);
     o->updated = now;
     wh->st.picks++;
+    if (wh->backlogged && now > wh->last_lease_at)
+        ewma(&wh->lease_gap_ms, &wh->gap_measured, now - wh->last_lease_at);
+    wh->last_lease_at = now;
+    wh->backlogged = pheap_size(&wh->heap) > 0;
     if (out != NULL)
         *out = o;
     return PICKQ_OK;
@@ -1090,7 +1099,9 @@ pickq_position(struct pickq *q, const struct order *o, size_t *rank,
     if (rank != NULL)
         *rank = r;
     if (eta_ms != NULL)
-        *eta_ms = sat_mul(r + 1, wh->st.mean_pick_ms) / active_pickers(wh);
+        *eta_ms = wh->gap_measured ? sat_mul(r + 1, wh->lease_gap_ms)
+                                   : sat_mul(r + 1, wh->st.mean_pick_ms) /
+                                         active_pickers(wh);
     return PICKQ_OK;
 }
 

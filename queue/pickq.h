@@ -216,8 +216,10 @@ int64_t pickq_next_timer(struct pickq *q);
    how many changes were made (each is one callback). */
 size_t pickq_tick(struct pickq *q, int64_t now, const struct pickq_tick_cb *cb);
 
-/* Rank (orders ahead) and estimated wait until picked (ms from now:
-   (rank + 1) * mean pick / active pickers) of a queued order.
+/* Rank (orders ahead) and estimated wait until picked (ms from now) of a
+   queued order: (rank + 1) * the measured gap between leases while orders
+   waited in its warehouse (EWMA, weight 1/8), or, before one is measured,
+   (rank + 1) * mean pick / active pickers.
    PICKQ_BADSTATE when it is not queued. */
 int pickq_position(struct pickq *q, const struct order *o, size_t *rank,
                    int64_t *eta_ms);

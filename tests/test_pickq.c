@@ -1306,6 +1306,51 @@ Test(pickq, deliver_implies_the_outbound)
 
 /* ------------------------------------------------------------ reading */
 
+/* Once leases are handed out while orders wait, the estimate follows the
+   measured pick rate of the warehouse (its lease gaps), not the number of
+   leases open at one moment; a gap after the queue ran empty is not a
+   measure of the pickers and is left out. */
+Test(pickq, estimate_follows_measured_pick_rate)
+{
+    struct pickq *q = new_q();
+    struct order *o[6];
+    char id[8];
+    for (int i = 0; i < 6; i++) {
+        snprintf(id, sizeof id, "R%d", i);
+        o[i] = push(q, id, "SH01", CLASS_NORMAL, T0 + 90 * HOUR, true, T0);
+    }
+    struct order *got;
+    cr_assert_eq(pickq_next(q, "SH01", "a", 0, T0, &got), PICKQ_OK);
+    cr_assert_eq(pickq_next(q, "SH01", "b", 0, T0 + 30000, &got), PICKQ_OK);
+    size_t r;
+    int64_t eta;
+    cr_assert_eq(pickq_position(q, o[2], &r, &eta), PICKQ_OK);
+    cr_assert_eq(r, 0);
+    cr_assert_eq(eta, 30000, "one gap of 30 s measured");
+    cr_assert_eq(pickq_position(q, o[5], &r, &eta), PICKQ_OK);
+    cr_assert_eq(eta, 4 * 30000);
+    /* A slower gap moves the mean by 1/8 of the difference. */
+    cr_assert_eq(pickq_next(q, "SH01", "a", 0, T0 + 30000 + 110000, &got),
+                 PICKQ_OK);
+    cr_assert_eq(pickq_position(q, o[5], &r, &eta), PICKQ_OK);
+    cr_assert_eq(eta, 3 * (30000 + (110000 - 30000) / 8));
+    /* Drain the queue, wait an hour, queue one: that hour is no gap. */
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(pickq_next(q, "SH01", "a", 0, T0 + 200000, &got),
+                     PICKQ_OK);
+    struct order *late =
+        push(q, "RL", "SH01", CLASS_NORMAL, T0 + 90 * HOUR, true, T0 + HOUR);
+    push(q, "RM", "SH01", CLASS_NORMAL, T0 + 90 * HOUR, true, T0 + HOUR);
+    cr_assert_eq(pickq_next(q, "SH01", "a", 0, T0 + HOUR + 1000, &got),
+                 PICKQ_OK);
+    cr_assert_eq(got, late);
+    struct order *rm = pickq_get(q, "RM", 2);
+    cr_assert_eq(pickq_position(q, rm, &r, &eta), PICKQ_OK);
+    cr_assert_lt(eta, 60000, "the idle hour counted as a gap: %lld",
+                 (long long)eta);
+    pickq_free(q);
+}
+
 Test(pickq, position_and_estimate)
 {
     struct pickq *q = new_q();
@@ -1835,6 +1880,9 @@ struct model {
     int64_t now;
     int64_t mean[NWH];
     bool measured[NWH];
+    int64_t gap[NWH]; /* lease gaps while backlogged (EWMA) */
+    bool gap_measured[NWH], backlogged[NWH];
+    int64_t last_lease[NWH];
     struct mo *sorted[NWH][MODEL_CAP];
     size_t nsorted[NWH];
     bool dirty[NWH];
@@ -2061,8 +2109,11 @@ check_wh(struct model *md, int w)
               pickq_position(md->q, md->sorted[w][i]->o, &r, &eta) == PICKQ_OK);
         CHECK(md, r == i);
         size_t p = model_picking(md, w);
-        CHECK(md,
-              eta == (int64_t)(i + 1) * md->mean[w] / (int64_t)(p > 0 ? p : 1));
+        if (md->gap_measured[w])
+            CHECK(md, eta == (int64_t)(i + 1) * md->gap[w]);
+        else
+            CHECK(md, eta == (int64_t)(i + 1) * md->mean[w] /
+                                 (int64_t)(p > 0 ? p : 1));
     }
 }
 
@@ -2246,6 +2297,17 @@ op_next(struct model *md)
     struct mo *x = md->sorted[w][0];
     CHECK(md, rc == PICKQ_OK);
     CHECK(md, o == x->o);
+    if (md->backlogged[w] && md->now > md->last_lease[w]) {
+        int64_t g = md->now - md->last_lease[w];
+        if (!md->gap_measured[w]) {
+            md->gap[w] = g;
+            md->gap_measured[w] = true;
+        } else {
+            md->gap[w] += (g - md->gap[w]) / 8;
+        }
+    }
+    md->last_lease[w] = md->now;
+    md->backlogged[w] = md->nsorted[w] > 1;
     x->state = STATE_PICKING;
     x->lease = ++md->lease;
     x->lease_exp = md->now + model_lease_len(md, len);
