@@ -1256,14 +1256,6 @@ http_set_counters(struct http *h, const struct conn_counters *cc)
     h->cc = cc;
 }
 
-void
-http_quiesce(struct http *h)
-{
-    /* Keep-alive connections stay until their replies are out; new ones
-       are refused once the loop stops. */
-    (void)h;
-}
-
 bool
 http_busy(const struct http *h)
 {

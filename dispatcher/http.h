@@ -46,8 +46,8 @@ struct http *http_start(struct event_base *base, struct core *core,
                         const struct http_config *hc);
 /* Send the replies that waited for `durable` (the core's durable hook). */
 void http_durable(struct http *h, uint64_t durable);
-/* Stop accepting; true while replies are still owed. */
-void http_quiesce(struct http *h);
+/* True while replies that wait for durability are still owed (a stop
+   waits for them, within its grace period). */
 bool http_busy(const struct http *h);
 void http_free(struct http *h);
 /* The connection counters /metrics shows (owned by the caller). */
