@@ -139,6 +139,7 @@ struct store {
     /* Health. */
     _Atomic bool ok;
     _Atomic bool want_room; /* the loop waits for the queue to drain */
+    _Atomic size_t queued;  /* q.count, readable without mu */
     pthread_mutex_t health_mu;
     char reason[256];
 
@@ -640,6 +641,7 @@ store_thread(void *arg)
         struct qbuf taken = s->q;
         s->q = s->spare;
         s->spare = taken;
+        atomic_store(&s->queued, s->q.count);
         uint64_t last = atomic_load(&s->submitted);
         bool stopping = s->stop;
         pthread_mutex_unlock(&s->mu);
@@ -861,6 +863,7 @@ enqueue(struct store *s, uint32_t op, const char *id, size_t idlen,
         memcpy(p + sizeof e + idlen + reclen, aud, audlen);
     s->q.len += need;
     s->q.count++;
+    atomic_store(&s->queued, s->q.count);
     uint64_t ticket = atomic_load(&s->submitted) + 1;
     atomic_store(&s->submitted, ticket);
     if (s->sleeping)
@@ -984,9 +987,8 @@ store_events_trim(struct store *s, uint64_t below)
 bool
 store_busy(struct store *s)
 {
-    pthread_mutex_lock(&s->mu);
-    bool busy = s->q.count >= s->opt.queue_max;
-    pthread_mutex_unlock(&s->mu);
+    /* Asked before every request: no lock, the count is mirrored. */
+    bool busy = atomic_load(&s->queued) >= s->opt.queue_max;
     if (busy)
         atomic_store(&s->want_room, true);
     return busy;
