@@ -487,7 +487,7 @@ post(struct target *t, struct evbuffer *body, const char *idem,
     struct evhttp_connection *conn =
         evhttp_connection_base_new(n->base, n->dns, t->host, (uint16_t)t->port);
     if (!conn) {
-        snprintf(err, errlen, "cannot make a connection to %s:%d", t->host,
+        snprintf(err, errlen, "cannot make a connection to %.200s:%d", t->host,
                  t->port);
         return -1;
     }
@@ -847,16 +847,18 @@ on_event(struct event_sink *s, uint64_t seq, const char *type, const char *json,
 static void
 cursor_key(struct target *t)
 {
-    size_t len = strlen(t->spec);
-    if (len + 14 <= STORE_META_KEY_MAX) {
-        snprintf(t->key, sizeof t->key, "notify-cursor/%.*s", (int)len,
-                 t->spec);
+    static const char prefix[] = "notify-cursor/";
+    size_t len = strlen(t->spec), p = sizeof prefix - 1;
+    memcpy(t->key, prefix, p);
+    if (p + len <= STORE_META_KEY_MAX) {
+        memcpy(t->key + p, t->spec, len + 1);
         return;
     }
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
     for (size_t i = 0; i < len; i++)
         h = (h ^ (unsigned char)t->spec[i]) * 1099511628211ULL;
-    snprintf(t->key, sizeof t->key, "notify-cursor/%.150s#%016llx", t->spec,
+    memcpy(t->key + p, t->spec, 150);
+    snprintf(t->key + p + 150, sizeof t->key - p - 150, "#%016llx",
              (unsigned long long)h);
 }
 
