@@ -16,6 +16,10 @@
  * "first-last").  A digest is made when more events wait than the rate
  * window has room for, so a burst never exceeds `rate` messages a minute
  * and every order is still named.
+ *
+ * Some 850 lines, past the usual 800: the target's state machine, its
+ * HTTP requests and the alert it sends on giving up read best together;
+ * the card texts live in card.c.
  */
 #include "notify.h"
 
@@ -34,6 +38,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "card.h"
 #include "core.h"
 #include "log.h"
 
@@ -219,141 +224,6 @@ notify_dingtalk_sign(const char *secret, long long ts_ms, char *out, size_t cap)
     return 0;
 }
 
-/* ---- the chat card ---- */
-
-static const char *
-jstr(json_t *ev, const char *k)
-{
-    const char *s = json_string_value(json_object_get(ev, k));
-    return s ? s : "";
-}
-
-static long long
-jint(json_t *ev, const char *k)
-{
-    return (long long)json_integer_value(json_object_get(ev, k));
-}
-
-/* A time in China Standard Time (UTC+8), the warehouse's clock. */
-static void
-cst(long long ms, char *buf, size_t cap)
-{
-    time_t t = (time_t)(ms / 1000) + 8 * 3600;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, cap, "%m-%d %H:%M", &tm);
-}
-
-static const char *
-title_of(const char *type)
-{
-    if (strcmp(type, "jump") == 0)
-        return "【加急插队】";
-    if (strcmp(type, "at_risk") == 0)
-        return "【超期风险】";
-    if (strcmp(type, "lease_expired") == 0)
-        return "【拣货超时】";
-    if (strcmp(type, "outbound_unleased") == 0)
-        return "【未领单出库】";
-    if (strcmp(type, "anomaly") == 0)
-        return "【出库异常】";
-    if (strcmp(type, "escalated") == 0)
-        return "【自动升级】";
-    if (strcmp(type, "lease_revoked") == 0)
-        return "【租约收回】";
-    if (strcmp(type, "unconfirmed") == 0)
-        return "【待确认出库】";
-    return "【事件】";
-}
-
-/* One event's card line(s) in Chinese, as the story's DingTalk messages. */
-static void
-card_line(struct evbuffer *b, const char *json, size_t len)
-{
-    json_t *ev = json_loadb(json, len, 0, NULL);
-    if (!ev) {
-        evbuffer_add_printf(b, "【事件】%.*s", (int)len, json);
-        return;
-    }
-    const char *type = jstr(ev, "type");
-    const char *order = jstr(ev, "order");
-    const char *cust = jstr(ev, "customer");
-    char dl[32];
-    cst(jint(ev, "deadline"), dl, sizeof dl);
-    evbuffer_add_printf(b, "%s订单#%s", title_of(type), order);
-    if (*cust)
-        evbuffer_add_printf(b, "(客户:%s)", cust);
-    if (strcmp(type, "jump") == 0) {
-        long long pos = jint(ev, "position");
-        long long mins = (jint(ev, "delay_ms") + 59999) / 60000;
-        if (pos == 0)
-            evbuffer_add_printf(b, "已置顶");
-        else
-            evbuffer_add_printf(b, "已插至第%lld位", pos + 1);
-        evbuffer_add_printf(b, ",原队列第%lld位起%lld单订单顺延%lld分钟",
-                            pos + 1, jint(ev, "displaced"), mins);
-        json_t *risk = json_object_get(ev, "at_risk_orders");
-        if (json_array_size(risk) > 0) {
-            evbuffer_add_printf(b,
-                                ",其中%zu单有超期风险:", json_array_size(risk));
-            size_t i;
-            json_t *r;
-            json_array_foreach(risk, i, r)
-            {
-                const char *id = json_string_value(r);
-                if (!id)
-                    id = json_string_value(json_object_get(r, "order"));
-                evbuffer_add_printf(b, "%s#%s", i ? "、" : "", id ? id : "?");
-            }
-        }
-        evbuffer_add_printf(b, "(仓库:%s,截止%s)", jstr(ev, "warehouse"), dl);
-    } else if (strcmp(type, "at_risk") == 0) {
-        evbuffer_add_printf(b, "因订单#%s插队顺延%lld分钟,可能赶不上截止时间%s",
-                            jstr(ev, "displaced_by"),
-                            (jint(ev, "delay_ms") + 59999) / 60000, dl);
-    } else if (strcmp(type, "lease_expired") == 0) {
-        evbuffer_add_printf(b, "拣货租约#%lld已过期,订单已回到%s仓队列原位",
-                            jint(ev, "lease"), jstr(ev, "warehouse"));
-    } else if (strcmp(type, "outbound_unleased") == 0) {
-        evbuffer_add_printf(b, "无拣货租约即被WMS确认出库(操作员:%s,原状态:%s)",
-                            jstr(ev, "operator"), jstr(ev, "from"));
-    } else if (strcmp(type, "anomaly") == 0) {
-        evbuffer_add_printf(b, "出库确认异常:%s(操作员:%s,原状态:%s)",
-                            jstr(ev, "why"), jstr(ev, "operator"),
-                            jstr(ev, "from"));
-    } else if (strcmp(type, "escalated") == 0) {
-        evbuffer_add_printf(b, "临近截止%s,优先级由%s升为%s", dl,
-                            jstr(ev, "from"), jstr(ev, "to"));
-    } else if (strcmp(type, "unconfirmed") == 0) {
-        evbuffer_add_printf(b, "拣货员%s已拣完,%lld分钟未收到WMS出库确认",
-                            jstr(ev, "picker"), jint(ev, "waited_ms") / 60000);
-    } else {
-        evbuffer_add_printf(b, "(%s)", type);
-    }
-    json_decref(ev);
-}
-
-/* The message body of text (markdown) under title, in the target's chat
-   format; json targets get `json_body` instead. */
-static void
-chat_body(struct evbuffer *out, int fmt, const char *title, const char *text,
-          size_t text_len)
-{
-    if (fmt == NOTIFY_DINGTALK) {
-        evbuffer_add_printf(out, "{\"msgtype\":\"markdown\",\"markdown\":{"
-                                 "\"title\":");
-        json_quote(out, title, strlen(title));
-        evbuffer_add_printf(out, ",\"text\":");
-        json_quote(out, text, text_len);
-        evbuffer_add_printf(out, "}}");
-    } else {
-        evbuffer_add_printf(out, "{\"msgtype\":\"markdown\",\"markdown\":{"
-                                 "\"content\":");
-        json_quote(out, text, text_len);
-        evbuffer_add_printf(out, "}}");
-    }
-}
-
 static void
 build_body(struct target *t, struct evbuffer *out)
 {
@@ -379,9 +249,10 @@ build_body(struct target *t, struct evbuffer *out)
     char title[128];
     if (t->n_items == 1) {
         json_t *ev = json_loadb(t->items[0].json, t->items[0].len, 0, NULL);
-        snprintf(title, sizeof title, "%s订单#%s",
-                 title_of(ev ? jstr(ev, "type") : ""),
-                 ev ? jstr(ev, "order") : "");
+        const char *type = json_string_value(json_object_get(ev, "type"));
+        const char *order = json_string_value(json_object_get(ev, "order"));
+        snprintf(title, sizeof title, "%s订单#%.60s",
+                 card_title(type ? type : ""), order ? order : "");
         json_decref(ev);
         evbuffer_add_printf(text, "#### %s\n\n", title);
         card_line(text, t->items[0].json, t->items[0].len);
@@ -403,7 +274,8 @@ build_body(struct target *t, struct evbuffer *out)
                             t->rate);
     }
     size_t len = evbuffer_get_length(text);
-    chat_body(out, t->fmt, title, (const char *)evbuffer_pullup(text, -1), len);
+    card_chat_body(out, t->fmt, title, (const char *)evbuffer_pullup(text, -1),
+                   len);
     evbuffer_free(text);
 }
 
@@ -627,8 +499,8 @@ send_alert(struct target *t)
             card_line(text, it->json, it->len);
             evbuffer_add_printf(text, "\n\n> 事件已保留,稍后重试");
             size_t len = evbuffer_get_length(text);
-            chat_body(body, a->fmt, "【推送失败】",
-                      (const char *)evbuffer_pullup(text, -1), len);
+            card_chat_body(body, a->fmt, "【推送失败】",
+                           (const char *)evbuffer_pullup(text, -1), len);
             evbuffer_free(text);
         }
         char idem[64];
