@@ -181,6 +181,7 @@ enum opt_id {
     OPT_ALERT,
     OPT_NOTIFY_EVENTS,
     OPT_NOTIFY_SECRET,
+    OPT_NOTIFY_CA,
     OPT_NOTIFY_RETRY,
     OPT_NOTIFY_RETRY_MAX,
     OPT_NOTIFY_TIMEOUT,
@@ -233,6 +234,7 @@ static const struct option long_options[] = {
     {"alert", required_argument, NULL, OPT_ALERT},
     {"notify-events", required_argument, NULL, OPT_NOTIFY_EVENTS},
     {"notify-secret", required_argument, NULL, OPT_NOTIFY_SECRET},
+    {"notify-ca", required_argument, NULL, OPT_NOTIFY_CA},
     {"notify-retry", required_argument, NULL, OPT_NOTIFY_RETRY},
     {"notify-retry-max", required_argument, NULL, OPT_NOTIFY_RETRY_MAX},
     {"notify-timeout", required_argument, NULL, OPT_NOTIFY_TIMEOUT},
@@ -349,6 +351,9 @@ usage(FILE *f)
         "jump,at_risk,lease_expired,\n"
         "                           outbound_unleased,anomaly)\n"
         "      --notify-secret S    DingTalk signing secret (timestamp, sign)\n"
+        "      --notify-ca FILE     PEM authorities for https:// targets "
+        "(default:\n"
+        "                           the system's)\n"
         "      --notify-retry DUR   first retry delay, doubled each time "
         "(default 5s)\n"
         "      --notify-retry-max DUR  longest delay, and the wait after the "
@@ -511,6 +516,11 @@ config_set(struct config *cfg, int id, const char *name, const char *v)
         if (strlen(v) >= sizeof cfg->notify.secret)
             goto bad;
         snprintf(cfg->notify.secret, sizeof cfg->notify.secret, "%s", v);
+        return 0;
+    case OPT_NOTIFY_CA:
+        if (!*v || strlen(v) >= sizeof cfg->notify.ca)
+            goto bad;
+        snprintf(cfg->notify.ca, sizeof cfg->notify.ca, "%s", v);
         return 0;
     case OPT_NOTIFY_ATTEMPTS:
         if (parse_int(v, 1, 1000, &n))

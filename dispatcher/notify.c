@@ -30,13 +30,19 @@
 #include <strings.h>
 #include <time.h>
 
+#include <arpa/inet.h>
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "card.h"
 #include "core.h"
@@ -59,6 +65,7 @@ struct target {
     char url[NOTIFY_URL_MAX]; /* without the format prefix */
     char host[256];
     int port;
+    bool https;
     char path[NOTIFY_URL_MAX]; /* path and query */
     char key[STORE_META_KEY_MAX + 1];
     int rate;
@@ -93,6 +100,7 @@ struct notify {
     struct core *core;
     struct notify_config cfg;
     struct evdns_base *dns;
+    SSL_CTX *tls; /* for https:// targets, NULL when there is none */
     struct event_sink sink;
     struct event *wake; /* made active by the sink */
     struct target targets[NOTIFY_TARGETS_MAX];
@@ -152,16 +160,18 @@ parse_target(struct target *t, const char *spec, char *err, size_t errlen)
     const char *scheme = evhttp_uri_get_scheme(u);
     const char *host = evhttp_uri_get_host(u);
     int rc = -1;
-    if (!scheme || strcasecmp(scheme, "http") != 0) {
+    if (!scheme ||
+        (strcasecmp(scheme, "http") != 0 && strcasecmp(scheme, "https") != 0)) {
         snprintf(err, errlen,
-                 "notify target %s: only http:// is supported (https: "
-                 "through a local proxy)",
-                 spec);
+                 "notify target %s: not an http:// or https:// URL", spec);
     } else if (!host || !*host || strlen(host) >= sizeof t->host) {
         snprintf(err, errlen, "notify target %s: no host", spec);
     } else {
         snprintf(t->host, sizeof t->host, "%s", host);
-        t->port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u) : 80;
+        t->https = strcasecmp(scheme, "https") == 0;
+        t->port = evhttp_uri_get_port(u) > 0 ? evhttp_uri_get_port(u)
+                  : t->https                 ? 443
+                                             : 80;
         const char *path = evhttp_uri_get_path(u);
         const char *query = evhttp_uri_get_query(u);
         snprintf(t->path, sizeof t->path, "%s%s%s", path && *path ? path : "/",
@@ -335,6 +345,56 @@ on_req_error(enum evhttp_request_error e, void *arg)
 {
     struct target *t = arg;
     snprintf(t->err, sizeof t->err, "%s", req_error_word(e));
+    unsigned long tls = 0;
+    if (t->https && t->conn) {
+        struct bufferevent *bev = evhttp_connection_get_bufferevent(t->conn);
+        if (bev)
+            tls = bufferevent_get_openssl_error(bev);
+    }
+    if (tls) {
+        char why[200];
+        ERR_error_string_n(tls, why, sizeof why);
+        snprintf(t->err, sizeof t->err, "TLS: %s", why);
+    }
+}
+
+/* A connection to an https:// target: TLS with the peer's certificate
+   checked against the system's (or --notify-ca's) authorities and the
+   target's host name (or IP address). */
+static struct evhttp_connection *
+tls_connection(struct target *t, char *err, size_t errlen)
+{
+    struct notify *n = t->n;
+    SSL *ssl = SSL_new(n->tls);
+    if (!ssl) {
+        snprintf(err, errlen, "TLS: out of memory");
+        return NULL;
+    }
+    unsigned char addr[16];
+    bool ip = inet_pton(AF_INET, t->host, addr) == 1 ||
+              inet_pton(AF_INET6, t->host, addr) == 1;
+    if (ip) {
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), t->host);
+    } else {
+        SSL_set_tlsext_host_name(ssl, t->host);
+        SSL_set1_host(ssl, t->host);
+    }
+    struct bufferevent *bev = bufferevent_openssl_socket_new(
+        n->base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
+        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
+    if (!bev) {
+        SSL_free(ssl);
+        snprintf(err, errlen, "TLS: cannot make a connection");
+        return NULL;
+    }
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    struct evhttp_connection *conn = evhttp_connection_base_bufferevent_new(
+        n->base, n->dns, bev, t->host, (uint16_t)t->port);
+    if (!conn) {
+        bufferevent_free(bev);
+        snprintf(err, errlen, "TLS: cannot make a connection");
+    }
+    return conn;
 }
 
 /* POST body to t; cb(req, arg) gets the reply (NULL on a transport
@@ -356,8 +416,15 @@ post(struct target *t, struct evbuffer *body, const char *idem,
             snprintf(path, sizeof path, "%s%ctimestamp=%lld&sign=%s", t->path,
                      strchr(t->path, '?') ? '&' : '?', ts, sign);
     }
-    struct evhttp_connection *conn =
-        evhttp_connection_base_new(n->base, n->dns, t->host, (uint16_t)t->port);
+    struct evhttp_connection *conn;
+    if (t->https) {
+        conn = tls_connection(t, err, errlen);
+        if (!conn)
+            return -1;
+    } else {
+        conn = evhttp_connection_base_new(n->base, n->dns, t->host,
+                                          (uint16_t)t->port);
+    }
     if (!conn) {
         snprintf(err, errlen, "cannot make a connection to %.200s:%d", t->host,
                  t->port);
@@ -810,6 +877,25 @@ notify_start(struct event_base *base, struct core *c,
                     (unsigned long long)t->cursor);
         }
     }
+    bool https = false;
+    for (size_t i = 0; i < n->n; i++)
+        https |= n->targets[i].https;
+    for (size_t i = 0; i < n->n_alerts; i++)
+        https |= n->alerts[i].https;
+    if (https) {
+        n->tls = SSL_CTX_new(TLS_client_method());
+        if (!n->tls)
+            goto fail;
+        SSL_CTX_set_verify(n->tls, SSL_VERIFY_PEER, NULL);
+        int ok = cfg->ca[0]
+                     ? SSL_CTX_load_verify_locations(n->tls, cfg->ca, NULL)
+                     : SSL_CTX_set_default_verify_paths(n->tls);
+        if (ok != 1) {
+            log_msg(LOG_ERROR, "notify: cannot load the TLS authorities%s%s",
+                    cfg->ca[0] ? " from " : "", cfg->ca);
+            goto fail;
+        }
+    }
     n->sink.emit = on_event;
     n->sink.ctx = n;
     events_listen(&c->events, &n->sink);
@@ -846,5 +932,7 @@ notify_free(struct notify *n)
         event_free(n->wake);
     if (n->dns)
         evdns_base_free(n->dns, 0);
+    if (n->tls)
+        SSL_CTX_free(n->tls);
     free(n);
 }

@@ -30,18 +30,19 @@
 enum notify_format { NOTIFY_JSON, NOTIFY_DINGTALK, NOTIFY_WECOM };
 
 struct notify_config {
-    /* "[json+|dingtalk+|wecom+]http://host:port/path?query" */
+    /* "[json+|dingtalk+|wecom+]http[s]://host:port/path?query" */
     char targets[NOTIFY_TARGETS_MAX][NOTIFY_URL_MAX];
     size_t n_targets;
     char alerts[NOTIFY_TARGETS_MAX][NOTIFY_URL_MAX];
     size_t n_alerts;
-    char events[512];       /* types, comma-separated */
-    char secret[256];       /* DingTalk signing secret, "" = none */
-    int64_t retry_ms;       /* first retry delay: 5 s */
-    int64_t retry_max_ms;   /* backoff cap, and the wait after a give-up */
-    int64_t timeout_ms;     /* connect and response timeout: 10 s */
-    int attempts;           /* tries before alerting: 8 */
-    int rate;               /* messages a minute per target; 0 = by format */
+    char events[512];     /* types, comma-separated */
+    char secret[256];     /* DingTalk signing secret, "" = none */
+    char ca[512];         /* --notify-ca: PEM authorities; "" = the system's */
+    int64_t retry_ms;     /* first retry delay: 5 s */
+    int64_t retry_max_ms; /* backoff cap, and the wait after a give-up */
+    int64_t timeout_ms;   /* connect and response timeout: 10 s */
+    int attempts;         /* tries before alerting: 8 */
+    int rate;             /* messages a minute per target; 0 = by format */
     int64_t rate_window_ms; /* the "minute" of rate: 60 s (tests shorten it) */
 };
 

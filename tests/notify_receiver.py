@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """A webhook receiver for test_e2e_notify, on 127.0.0.1 only.
 
-notify_receiver.py PORT PORTFILE LOGFILE CONTROLFILE [SECRET]
+notify_receiver.py PORT PORTFILE LOGFILE CONTROLFILE [SECRET [CERT]]
 
-Binds PORT (0: any free one) and writes the port it got to PORTFILE.
+Binds PORT (0: any free one; HTTPS with CERT, a PEM holding the
+certificate and its key) and writes the port it got to PORTFILE.
 Every POST is logged as one JSON line in LOGFILE: time, path, the
 Idempotency-Key, the body (parsed), what was answered, and for DingTalk
 robots (a `sign` in the query) whether the signature is right for SECRET.
@@ -26,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 port, portfile, logfile, control = sys.argv[1:5]
 secret = sys.argv[5] if len(sys.argv) > 5 else ""
+cert = sys.argv[6] if len(sys.argv) > 6 else ""
 lock = threading.Lock()
 
 
@@ -98,6 +100,12 @@ class Handler(BaseHTTPRequestHandler):
 
 srv = ThreadingHTTPServer(("127.0.0.1", int(port)), Handler)
 srv.daemon_threads = True
+if cert:
+    import ssl
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert)
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 with open(portfile + ".tmp", "w") as f:
     f.write(str(srv.server_address[1]))
 import os  # noqa: E402

@@ -67,8 +67,8 @@ recv_control(struct receiver *r, const char *json)
 
 /* Start the receiver on port (0: any), answering as `control` says. */
 static void
-recv_start(struct receiver *r, int port, const char *secret,
-           const char *control)
+recv_start_tls(struct receiver *r, int port, const char *secret,
+               const char *control, const char *cert)
 {
     if (!r->dir[0]) {
         snprintf(r->dir, sizeof r->dir, "/tmp/dispatchd-recv-XXXXXX");
@@ -86,7 +86,8 @@ recv_start(struct receiver *r, int port, const char *secret,
     if (r->pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         execlp("python3", "python3", SOURCE_DIR "/tests/notify_receiver.py", p,
-               r->portfile, r->log, r->ctl, secret ? secret : "", (char *)NULL);
+               r->portfile, r->log, r->ctl, secret ? secret : "",
+               cert ? cert : "", (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 1000; i++) {
@@ -99,6 +100,13 @@ recv_start(struct receiver *r, int port, const char *secret,
         e2e_sleep_ms(10);
     }
     cr_assert_fail("the receiver did not start");
+}
+
+static void
+recv_start(struct receiver *r, int port, const char *secret,
+           const char *control)
+{
+    recv_start_tls(r, port, secret, control, NULL);
 }
 
 /* Every request the receiver logged, as a JSON array (caller decrefs). */
@@ -555,6 +563,95 @@ Test(notify, burst_of_40_jumps_stays_under_the_rate)
         cr_assert_geq(b - a, 2.9, "4 messages within %.3f s", b - a);
     }
     json_decref(all);
+    redisFree(c);
+    e2e_finish(&dmn);
+}
+
+Test(notify, https_target_with_a_checked_certificate)
+{
+    /* A certificate for 127.0.0.1, its own authority. */
+    snprintf(rcv.dir, sizeof rcv.dir, "/tmp/dispatchd-recv-XXXXXX");
+    cr_assert(mkdtemp(rcv.dir));
+    snprintf(rcv.log, sizeof rcv.log, "%s/requests.jsonl", rcv.dir);
+    snprintf(rcv.ctl, sizeof rcv.ctl, "%s/control.json", rcv.dir);
+    snprintf(rcv.portfile, sizeof rcv.portfile, "%s/port", rcv.dir);
+    int st;
+    char *out =
+        e2e_sh(&st,
+               "openssl req -x509 -newkey rsa:2048 -nodes -days 1 "
+               "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+               "-keyout %s/key.pem -out %s/cert.pem && cat %s/key.pem "
+               "%s/cert.pem > %s/both.pem",
+               rcv.dir, rcv.dir, rcv.dir, rcv.dir, rcv.dir);
+    cr_assert_eq(st, 0, "openssl: %s", out);
+    free(out);
+    char both[300], ca[300];
+    snprintf(both, sizeof both, "%s/both.pem", rcv.dir);
+    snprintf(ca, sizeof ca, "%s/cert.pem", rcv.dir);
+    recv_start_tls(&rcv, 0, "SECtls", "{}", both);
+    char url[200];
+    snprintf(url, sizeof url,
+             "dingtalk+https://127.0.0.1:%d/robot/send?access_token=t",
+             rcv.port);
+    const char *args[] = {"--notify",
+                          url,
+                          "--notify-ca",
+                          ca,
+                          "--notify-secret",
+                          "SECtls",
+                          "--notify-retry",
+                          "200ms",
+                          NULL};
+    start_daemon(args);
+    redisContext *c = e2e_connect(&dmn);
+    push_base(c);
+    push_rush(c, 1);
+    long long seqs[8];
+    size_t n = logged_seqs(c, seqs, 8);
+    cr_assert(all_delivered("/robot/send", seqs, n, 10000),
+              "nothing over TLS (%s, %s)", rcv.log, dmn.log);
+    json_t *all = recv_requests(&rcv);
+    cr_assert(json_is_true(json_object_get(json_array_get(all, 0), "sign_ok")));
+    json_decref(all);
+    redisFree(c);
+    e2e_finish(&dmn);
+}
+
+Test(notify, https_target_with_an_unknown_certificate_is_refused)
+{
+    snprintf(rcv.dir, sizeof rcv.dir, "/tmp/dispatchd-recv-XXXXXX");
+    cr_assert(mkdtemp(rcv.dir));
+    snprintf(rcv.log, sizeof rcv.log, "%s/requests.jsonl", rcv.dir);
+    snprintf(rcv.ctl, sizeof rcv.ctl, "%s/control.json", rcv.dir);
+    snprintf(rcv.portfile, sizeof rcv.portfile, "%s/port", rcv.dir);
+    int st;
+    char *out =
+        e2e_sh(&st,
+               "openssl req -x509 -newkey rsa:2048 -nodes -days 1 "
+               "-subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 "
+               "-keyout %s/key.pem -out %s/cert.pem && cat %s/key.pem "
+               "%s/cert.pem > %s/both.pem",
+               rcv.dir, rcv.dir, rcv.dir, rcv.dir, rcv.dir);
+    cr_assert_eq(st, 0, "openssl: %s", out);
+    free(out);
+    char both[300];
+    snprintf(both, sizeof both, "%s/both.pem", rcv.dir);
+    recv_start_tls(&rcv, 0, NULL, "{}", both);
+    char url[200];
+    snprintf(url, sizeof url, "https://127.0.0.1:%d/hook", rcv.port);
+    /* The system's authorities do not know the test's certificate. */
+    const char *args[] = {
+        "--notify", url, "--notify-retry", "100ms", "--notify-attempts",
+        "2",        NULL};
+    start_daemon(args);
+    redisContext *c = e2e_connect(&dmn);
+    push_base(c);
+    push_rush(c, 1);
+    int64_t until = e2e_now_ms() + 10000;
+    while (stat_int(c, "notify_failures") < 1 && e2e_now_ms() < until)
+        e2e_sleep_ms(50);
+    cr_assert_geq(stat_int(c, "notify_failures"), 1);
+    cr_assert_eq(count_path(&rcv, "/hook"), 0, "sent to an unchecked peer");
     redisFree(c);
     e2e_finish(&dmn);
 }
