@@ -81,8 +81,11 @@ card_line(struct evbuffer *b, const char *json, size_t len)
             evbuffer_add_printf(b, "已置顶");
         else
             evbuffer_add_printf(b, "已插至第%lld位", pos + 1);
-        evbuffer_add_printf(b, ",原队列第%lld位起%lld单订单顺延%lld分钟",
-                            pos + 1, jint(ev, "displaced"), mins);
+        if (jint(ev, "displaced") > 0)
+            evbuffer_add_printf(b, ",原队列第%lld位起%lld单订单顺延%lld分钟",
+                                pos + 1, jint(ev, "displaced"), mins);
+        else
+            evbuffer_add_printf(b, ",没有订单被顺延");
         json_t *risk = json_object_get(ev, "at_risk_orders");
         if (json_array_size(risk) > 0) {
             evbuffer_add_printf(b,
