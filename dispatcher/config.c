@@ -46,6 +46,7 @@ config_default(struct config *cfg)
     cfg->sub_soft = (size_t)8 << 20;
     cfg->sub_soft_ms = 60 * SEC;
     pickq_config_default(&cfg->queue);
+    notify_config_default(&cfg->notify);
 }
 
 int
@@ -176,6 +177,17 @@ enum opt_id {
     OPT_EVENT_RETENTION,
     OPT_EVENT_RETENTION_COUNT,
     OPT_SSE_HEARTBEAT,
+    OPT_NOTIFY,
+    OPT_ALERT,
+    OPT_NOTIFY_EVENTS,
+    OPT_NOTIFY_SECRET,
+    OPT_NOTIFY_CA,
+    OPT_NOTIFY_RETRY,
+    OPT_NOTIFY_RETRY_MAX,
+    OPT_NOTIFY_TIMEOUT,
+    OPT_NOTIFY_ATTEMPTS,
+    OPT_NOTIFY_RATE,
+    OPT_NOTIFY_RATE_WINDOW,
 };
 
 static const struct option long_options[] = {
@@ -218,6 +230,17 @@ static const struct option long_options[] = {
     {"event-retention-count", required_argument, NULL,
      OPT_EVENT_RETENTION_COUNT},
     {"sse-heartbeat", required_argument, NULL, OPT_SSE_HEARTBEAT},
+    {"notify", required_argument, NULL, OPT_NOTIFY},
+    {"alert", required_argument, NULL, OPT_ALERT},
+    {"notify-events", required_argument, NULL, OPT_NOTIFY_EVENTS},
+    {"notify-secret", required_argument, NULL, OPT_NOTIFY_SECRET},
+    {"notify-ca", required_argument, NULL, OPT_NOTIFY_CA},
+    {"notify-retry", required_argument, NULL, OPT_NOTIFY_RETRY},
+    {"notify-retry-max", required_argument, NULL, OPT_NOTIFY_RETRY_MAX},
+    {"notify-timeout", required_argument, NULL, OPT_NOTIFY_TIMEOUT},
+    {"notify-attempts", required_argument, NULL, OPT_NOTIFY_ATTEMPTS},
+    {"notify-rate", required_argument, NULL, OPT_NOTIFY_RATE},
+    {"notify-rate-window", required_argument, NULL, OPT_NOTIFY_RATE_WINDOW},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -316,6 +339,35 @@ usage(FILE *f)
         "      --subscriber-output-limit \"HARD SOFT PERIOD\"\n"
         "                           the same for SUBSCRIBE (default \"32mb 8mb "
         "60s\")\n"
+        "      --notify [FMT+]URL   POST events to a webhook (repeatable, up to "
+        "8);\n"
+        "                           FMT json (default), dingtalk or wecom; "
+        "without\n"
+        "                           it the robot hosts oapi.dingtalk.com and\n"
+        "                           qyapi.weixin.qq.com choose their format\n"
+        "      --alert [FMT+]URL    where failed deliveries are reported "
+        "(repeatable)\n"
+        "      --notify-events LIST types sent (default "
+        "jump,at_risk,lease_expired,\n"
+        "                           outbound_unleased,anomaly)\n"
+        "      --notify-secret S    DingTalk signing secret (timestamp, sign)\n"
+        "      --notify-ca FILE     PEM authorities for https:// targets "
+        "(default:\n"
+        "                           the system's)\n"
+        "      --notify-retry DUR   first retry delay, doubled each time "
+        "(default 5s)\n"
+        "      --notify-retry-max DUR  longest delay, and the wait after the "
+        "last\n"
+        "                           attempt failed (default 5m)\n"
+        "      --notify-timeout DUR connect and reply timeout (default 10s)\n"
+        "      --notify-attempts N  tries before an alert (default 8)\n"
+        "      --notify-rate N      messages a minute per target (default 20 "
+        "for\n"
+        "                           dingtalk and wecom, 600 for json); more "
+        "waiting\n"
+        "                           go out as one digest\n"
+        "      --notify-rate-window DUR  the rate's period (default 1m; for "
+        "tests)\n"
         "      --log-level LEVEL    error, warn, info (default) or debug\n"
         "  -h, --help               this text\n"
         "  -V, --version            the version\n"
@@ -431,6 +483,55 @@ config_set(struct config *cfg, int id, const char *name, const char *v)
                                 &cfg->sub_soft_ms))
             goto bad;
         return 0;
+    case OPT_NOTIFY:
+    case OPT_ALERT: {
+        struct notify_config *nc = &cfg->notify;
+        size_t *cnt = id == OPT_NOTIFY ? &nc->n_targets : &nc->n_alerts;
+        char(*list)[NOTIFY_URL_MAX] =
+            id == OPT_NOTIFY ? nc->targets : nc->alerts;
+        char err[NOTIFY_URL_MAX + 200];
+        if (strlen(v) >= NOTIFY_URL_MAX) {
+            fprintf(stderr, "dispatchd: %s: URL longer than %d bytes\n", name,
+                    NOTIFY_URL_MAX - 1);
+            return -1;
+        }
+        if (*cnt >= NOTIFY_TARGETS_MAX) {
+            fprintf(stderr, "dispatchd: %s: at most %d targets\n", name,
+                    NOTIFY_TARGETS_MAX);
+            return -1;
+        }
+        if (notify_target_check(v, err, sizeof err)) {
+            fprintf(stderr, "dispatchd: %s\n", err);
+            return -1;
+        }
+        snprintf(list[(*cnt)++], NOTIFY_URL_MAX, "%s", v);
+        return 0;
+    }
+    case OPT_NOTIFY_EVENTS:
+        if (!*v || strlen(v) >= sizeof cfg->notify.events)
+            goto bad;
+        snprintf(cfg->notify.events, sizeof cfg->notify.events, "%s", v);
+        return 0;
+    case OPT_NOTIFY_SECRET:
+        if (strlen(v) >= sizeof cfg->notify.secret)
+            goto bad;
+        snprintf(cfg->notify.secret, sizeof cfg->notify.secret, "%s", v);
+        return 0;
+    case OPT_NOTIFY_CA:
+        if (!*v || strlen(v) >= sizeof cfg->notify.ca)
+            goto bad;
+        snprintf(cfg->notify.ca, sizeof cfg->notify.ca, "%s", v);
+        return 0;
+    case OPT_NOTIFY_ATTEMPTS:
+        if (parse_int(v, 1, 1000, &n))
+            goto bad;
+        cfg->notify.attempts = (int)n;
+        return 0;
+    case OPT_NOTIFY_RATE:
+        if (parse_int(v, 1, 100000, &n))
+            goto bad;
+        cfg->notify.rate = (int)n;
+        return 0;
     case OPT_LOG_LEVEL:
         if (strcasecmp(v, "error") == 0)
             cfg->log_level = LOG_ERROR;
@@ -483,6 +584,26 @@ config_set(struct config *cfg, int id, const char *name, const char *v)
         if (ms < SEC)
             goto bad;
         cfg->event_retention_ms = ms;
+        break;
+    case OPT_NOTIFY_RETRY:
+        if (ms < 10)
+            goto bad;
+        cfg->notify.retry_ms = ms;
+        break;
+    case OPT_NOTIFY_RETRY_MAX:
+        if (ms < 10)
+            goto bad;
+        cfg->notify.retry_max_ms = ms;
+        break;
+    case OPT_NOTIFY_RATE_WINDOW:
+        if (ms < 100)
+            goto bad;
+        cfg->notify.rate_window_ms = ms;
+        break;
+    case OPT_NOTIFY_TIMEOUT:
+        if (ms < 10)
+            goto bad;
+        cfg->notify.timeout_ms = ms;
         break;
     case OPT_SSE_HEARTBEAT:
         if (ms < 100)

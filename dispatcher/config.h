@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "http.h"
+#include "notify.h"
 #include "pickq.h"
 
 struct config {
@@ -36,6 +37,7 @@ struct config {
     size_t sub_hard, sub_soft; /* subscribers: 32mb, 8mb for 60s */
     int64_t sub_soft_ms;
     struct pickq_config queue;
+    struct notify_config notify; /* --notify, --alert, --notify-* */
 };
 
 void config_default(struct config *cfg);

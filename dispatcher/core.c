@@ -814,6 +814,9 @@ core_stats(struct core *c, const char *warehouse, struct core_stats *st)
     st->busy = c->n_busy;
     st->readonly = c->n_readonly;
     st->events = c->events.published;
+    st->notify_delivered = c->notify_delivered;
+    st->notify_retries = c->notify_retries;
+    st->notify_failures = c->notify_failures;
     st->uptime_ms = core_now() - c->started;
     st->storage_ok =
         store_ok(c->store, st->storage_reason, sizeof st->storage_reason);
@@ -1232,4 +1235,21 @@ core_close(struct core *c)
             event_free(*evs[i]);
         *evs[i] = NULL;
     }
+}
+
+uint64_t
+core_meta_put(struct core *c, const char *key, const char *val, size_t len)
+{
+    return store_meta_put(c->store, key, val, len);
+}
+
+int
+core_meta_get(struct core *c, const char *key, char *buf, size_t cap,
+              size_t *len)
+{
+    char err[300];
+    int rc = store_meta_get(c->store, key, buf, cap, len, err, sizeof err);
+    if (rc < 0)
+        log_msg(LOG_ERROR, "meta %s: %s", key, err);
+    return rc;
 }

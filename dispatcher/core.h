@@ -82,6 +82,9 @@ struct core_stats {
     uint64_t busy;     /* changes refused: store queue full */
     uint64_t readonly; /* changes refused: storage failing */
     uint64_t events;   /* events published */
+    uint64_t notify_delivered; /* notifier: events delivered to targets */
+    uint64_t notify_retries;   /* notifier: failed attempts retried */
+    uint64_t notify_failures;  /* notifier: events that used every attempt */
     int64_t uptime_ms;
     bool storage_ok;
     char storage_reason[200];
@@ -113,6 +116,7 @@ struct core {
     bool stopping;   /* NEXT no longer blocks */
     uint64_t n_busy, n_readonly;
     size_t clients;         /* kept by the front ends, for stats */
+    uint64_t notify_delivered, notify_retries, notify_failures; /* notify */
     bool serve_pending;     /* pickers wait for storage to come back */
     struct histo h_command; /* request to reply (front ends observe) */
     struct histo h_durable; /* acknowledgement's wait for durability */
@@ -221,6 +225,13 @@ void core_events(struct core *c, uint64_t after, size_t n,
                  int (*fn)(void *ctx, uint64_t seq, const char *json,
                            size_t len),
                  void *ctx, struct core_result *r);
+/* A small durable setting (store_meta_put/get): put returns the ticket,
+   0 while storage fails; get returns 0, 1 when absent, -1 (logged). */
+uint64_t core_meta_put(struct core *c, const char *key, const char *val,
+                       size_t len);
+int core_meta_get(struct core *c, const char *key, char *buf, size_t cap,
+                  size_t *len);
+
 /* The type of an event's JSON ("jump", ...) into buf; "" when unknown. */
 void core_event_type(const char *json, size_t len, char *buf, size_t cap);
 

@@ -195,6 +195,9 @@ net_init(struct net *n, const struct config *cfg)
             return -1;
         http_set_counters(n->http, &n->pool.cnt);
     }
+    n->notify = notify_start(n->base, &n->core, &cfg->notify);
+    if (!n->notify)
+        return -1;
     return 0;
 }
 
@@ -211,6 +214,8 @@ net_run(struct net *n)
 void
 net_free(struct net *n)
 {
+    notify_free(n->notify);
+    n->notify = NULL;
     conn_pool_free(&n->pool);
     http_free(n->http);
     n->http = NULL;

@@ -16,6 +16,7 @@
 #include "conn.h"
 #include "core.h"
 #include "http.h"
+#include "notify.h"
 #include "users.h"
 
 struct net {
@@ -25,6 +26,7 @@ struct net {
     struct conn_pool pool;
     struct users users;
     struct http *http; /* NULL when --http-port 0 */
+    struct notify *notify;
     struct evconnlistener *listener;
     struct event *sigint_ev, *sigterm_ev;
     bool stopping;

@@ -192,4 +192,7 @@ view_stats(struct view *v, const struct core_stats *st)
         add_int(v, tag++, counters[i].k, (int64_t)counters[i].v);
     add_cstr(v, tag++, "durability", modes[st->st.durability]);
     add_cstr(v, tag++, "storage", st->storage_ok ? "ok" : "failing");
+    add_int(v, tag++, "notify_delivered", (int64_t)st->notify_delivered);
+    add_int(v, tag++, "notify_retries", (int64_t)st->notify_retries);
+    add_int(v, tag++, "notify_failures", (int64_t)st->notify_failures);
 }

@@ -90,7 +90,13 @@ static const char *const cf_names[CF_N] = {"default", "orders", "audit", "meta",
 
 /* QOP_EVENT: the id is the 8-byte big-endian sequence, the record the
    event's JSON.  QOP_EVENT_TRIM: the id is two such keys, [lo, hi). */
-enum { QOP_PUT = 1, QOP_DELETE = 2, QOP_EVENT = 3, QOP_EVENT_TRIM = 4 };
+enum {
+    QOP_PUT = 1,
+    QOP_DELETE = 2,
+    QOP_EVENT = 3,
+    QOP_EVENT_TRIM = 4,
+    QOP_META = 5 /* the id is the meta key, the record its value */
+};
 
 /* One queued record in a queue buffer: this header, then idlen bytes of id,
    reclen bytes of order record, audlen bytes of audit entry. */
@@ -564,7 +570,10 @@ build_batch(struct store *s, const struct qbuf *b)
         const char *aud = rec + e.reclen;
         off += sizeof e + e.idlen + e.reclen + e.audlen;
 
-        if (e.op == QOP_EVENT) {
+        if (e.op == QOP_META) {
+            rocksdb_writebatch_put_cf(s->batch, s->cf[CF_META], id, e.idlen,
+                                      rec, e.reclen);
+        } else if (e.op == QOP_EVENT) {
             rocksdb_writebatch_put_cf(s->batch, s->cf[CF_EVENTS], id, e.idlen,
                                       rec, e.reclen);
         } else if (e.op == QOP_EVENT_TRIM) {
@@ -982,6 +991,48 @@ store_events_trim(struct store *s, uint64_t below)
     seq_key(k, 0);
     seq_key(k + 8, below);
     return enqueue(s, QOP_EVENT_TRIM, k, 16, NULL, 0, NULL, 0, 0, false);
+}
+
+static void catch_up(struct store *s);
+static int read_begin(struct store *s, char *err, size_t errlen);
+
+uint64_t
+store_meta_put(struct store *s, const char *key, const char *val, size_t len)
+{
+    size_t klen = strlen(key);
+    if (klen == 0 || klen > STORE_META_KEY_MAX || strcmp(key, "format") == 0) {
+        fprintf(stderr, "store_meta_put: bad key '%s'\n", key);
+        abort();
+    }
+    return enqueue(s, QOP_META, key, klen, val, len, NULL, 0, 0, false);
+}
+
+int
+store_meta_get(struct store *s, const char *key, char *buf, size_t cap,
+               size_t *len, char *err, size_t errlen)
+{
+    *len = 0;
+    catch_up(s);
+    if (read_begin(s, err, errlen) != 0)
+        return -1;
+    rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+    char *rerr = NULL;
+    size_t vlen = 0;
+    char *v = rocksdb_get_cf(s->db, ro, s->cf[CF_META], key, strlen(key),
+                             &vlen, &rerr);
+    rocksdb_readoptions_destroy(ro);
+    pthread_rwlock_unlock(&s->dblock);
+    if (rerr) {
+        set_err(err, errlen, "store %s: %s", s->dir, rerr);
+        free(rerr);
+        return -1;
+    }
+    if (v == NULL)
+        return 1;
+    *len = vlen;
+    memcpy(buf, v, vlen < cap ? vlen : cap);
+    rocksdb_free(v);
+    return 0;
 }
 
 bool

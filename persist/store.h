@@ -132,6 +132,18 @@ int store_events_read(struct store *s, uint64_t after, size_t n,
                                 size_t len),
                       void *ctx, char *err, size_t errlen);
 
+/* Small durable settings in the "meta" column family (the notifier's
+   delivery cursors).  store_meta_put queues key (1..STORE_META_KEY_MAX
+   bytes, not "format") = val in the next group; returns its ticket, or 0
+   while the store is failing (nothing queued).  store_meta_get copies at
+   most cap bytes of the value into buf and its full length into *len:
+   0, 1 when the key is absent, -1 with err.  Loop thread. */
+#define STORE_META_KEY_MAX 200
+uint64_t store_meta_put(struct store *s, const char *key, const char *val,
+                        size_t len);
+int store_meta_get(struct store *s, const char *key, char *buf, size_t cap,
+                   size_t *len, char *err, size_t errlen);
+
 /* true while opt.queue_max or more records wait in the hand-off queue,
    not yet taken by the persistence thread (the disk is behind): the
    caller should answer BUSY to new writes instead of queueing more.  It

@@ -179,3 +179,57 @@ Test(config, bad_files_are_refused, .init = cr_redirect_stderr)
     cr_assert_eq(PARSE(&c, "--config", write_ini("config = other.ini\n")), -1,
                  "no nested config");
 }
+
+Test(config, notify_options)
+{
+    struct config c;
+    config_default(&c);
+    cr_assert_eq(c.notify.retry_ms, 5000);
+    cr_assert_eq(c.notify.retry_max_ms, 300000);
+    cr_assert_eq(c.notify.attempts, 8);
+    cr_assert_eq(c.notify.rate, 0, "0: by format, 20 chat / 600 json");
+    cr_assert_str_eq(c.notify.events,
+                     "jump,at_risk,lease_expired,outbound_unleased,anomaly");
+    char *ini = write_ini("[notify]\n"
+                          "notify = dingtalk+http://127.0.0.1:9/robot/send?"
+                          "access_token=a\n"
+                          "notify = http://127.0.0.1:9/hook\n"
+                          "notify-secret = SECx\n"
+                          "alert = wecom+http://127.0.0.1:9/cgi-bin/webhook\n");
+    cr_assert_eq(PARSE(&c, "--config", ini, "--notify",
+                       "json+http://127.0.0.1:9/three", "--notify-retry",
+                       "200ms", "--notify-attempts", "3", "--notify-rate", "5",
+                       "--notify-events", "jump"),
+                 0);
+    cr_assert_eq(c.notify.n_targets, 3);
+    cr_assert_str_eq(c.notify.targets[2], "json+http://127.0.0.1:9/three");
+    cr_assert_eq(c.notify.n_alerts, 1);
+    cr_assert_str_eq(c.notify.secret, "SECx");
+    cr_assert_eq(c.notify.retry_ms, 200);
+    cr_assert_eq(c.notify.attempts, 3);
+    cr_assert_eq(c.notify.rate, 5);
+    cr_assert_str_eq(c.notify.events, "jump");
+}
+
+Test(config, bad_notify_targets_are_refused, .init = cr_redirect_stderr)
+{
+    struct config c;
+    config_default(&c);
+    cr_assert_eq(PARSE(&c, "--notify", "slack+http://127.0.0.1/x"), -1);
+    config_default(&c);
+    cr_assert_eq(PARSE(&c, "--notify", "not a url"), -1);
+    config_default(&c);
+    cr_assert_eq(PARSE(&c, "--notify", "ftp://127.0.0.1/x"), -1);
+    config_default(&c);
+    cr_assert_eq(PARSE(&c, "--notify-attempts", "0"), -1);
+}
+
+Test(notify, dingtalk_signature)
+{
+    /* base64(HMAC-SHA256("SECdemo", "1700000000000\nSECdemo")), URL-encoded,
+       computed with Python's hmac. */
+    char sign[128];
+    cr_assert_eq(
+        notify_dingtalk_sign("SECdemo", 1700000000000LL, sign, sizeof sign), 0);
+    cr_assert_str_eq(sign, "lOvVf9TQCVugV68mGbSZCg0gzOl1SVjxWi1MyVZCUuA%3D");
+}

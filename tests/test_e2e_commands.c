@@ -1431,6 +1431,9 @@ static const char *const stat_keys[] = {
     "refused_busy",
     "refused_readonly",
     "store_sync_us_max",
+    "notify_delivered",
+    "notify_retries",
+    "notify_failures",
 };
 
 Test(cmd, stats)

@@ -7,7 +7,7 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # Packages the build, the tests and the benchmarks need.
 DISPATCHD_PACKAGES=(gcc make cmake pkg-config libevent-dev libjemalloc-dev
     librocksdb-dev libcriterion-dev libhiredis-dev uthash-dev libinih-dev
-    libjansson-dev
+    libjansson-dev libssl-dev openssl ca-certificates
     redis-tools python3 python3-redis python3-prometheus-client curl)
 
 dispatchd_install() {
