@@ -1096,6 +1096,26 @@ store_woke(void *arg)
     event_active(c->wake_ev, EV_READ, 0);
 }
 
+/* A `storage` event when writes start or stop failing.  It reports no
+   change of an order, so it goes to listeners at once; it is logged with
+   the next group the store writes (while failing: once writes resume). */
+static void
+storage_event(struct core *c)
+{
+    char why[200] = "";
+    bool failing = !store_ok(c->store, why, sizeof why);
+    if (failing == c->storage_failing)
+        return;
+    c->storage_failing = failing;
+    struct evbuffer *e = event_begin(&c->events, "storage", core_now());
+    if (!e)
+        return;
+    event_str(e, "state", failing ? "failing" : "ok");
+    event_str(e, "reason", why);
+    uint64_t durable = core_durable(c);
+    event_end(&c->events, e, durable ? durable : 1, durable);
+}
+
 static void
 on_wake(evutil_socket_t fd, short what, void *arg)
 {
@@ -1106,6 +1126,7 @@ on_wake(evutil_socket_t fd, short what, void *arg)
 
     if (c->on_durable)
         c->on_durable(c->on_durable_arg, durable);
+    storage_event(c);
     events_flush(&c->events, durable);
     /* Storage may be back: pickers it made wait are served now. */
     if (c->serve_pending && store_ok(c->store, NULL, 0) &&

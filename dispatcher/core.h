@@ -77,11 +77,11 @@ struct core_result {
 struct core_stats {
     struct pickq_stats q;
     struct store_stats st;
-    size_t blocked;    /* pickers waiting in NEXT */
-    size_t clients;    /* connections open (core->clients) */
-    uint64_t busy;     /* changes refused: store queue full */
-    uint64_t readonly; /* changes refused: storage failing */
-    uint64_t events;   /* events published */
+    size_t blocked;            /* pickers waiting in NEXT */
+    size_t clients;            /* connections open (core->clients) */
+    uint64_t busy;             /* changes refused: store queue full */
+    uint64_t readonly;         /* changes refused: storage failing */
+    uint64_t events;           /* events published */
     uint64_t notify_delivered; /* notifier: events delivered to targets */
     uint64_t notify_retries;   /* notifier: failed attempts retried */
     uint64_t notify_failures;  /* notifier: events that used every attempt */
@@ -115,9 +115,10 @@ struct core {
     int64_t started; /* ms */
     bool stopping;   /* NEXT no longer blocks */
     uint64_t n_busy, n_readonly;
-    size_t clients;         /* kept by the front ends, for stats */
+    size_t clients; /* kept by the front ends, for stats */
     uint64_t notify_delivered, notify_retries, notify_failures; /* notify */
     bool serve_pending;     /* pickers wait for storage to come back */
+    bool storage_failing;   /* as last reported by a `storage` event */
     struct histo h_command; /* request to reply (front ends observe) */
     struct histo h_durable; /* acknowledgement's wait for durability */
     struct histo h_queue;   /* push to lease */

@@ -230,6 +230,7 @@ Test(storage, disk_full_is_readonly_then_recovers)
     freeReplyObject(r);
     cr_assert_eq(waitpid(dmn.pid, &st, WNOHANG), 0, "dispatchd died");
 
+    bool storage_failing_seen = false, storage_ok_seen = false;
     /* The lease ran out while writes were refused: it is not expired,
        the blocked picker got nothing, and nobody heard of it. */
     bool lease_checked = mono_ms() - leased_at < 7000;
@@ -249,6 +250,10 @@ Test(storage, disk_full_is_readonly_then_recovers)
             cr_assert(r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
                           !strstr(r->element[2]->str, "lease_expired"),
                       "an expiry was published while storage failed");
+            if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+                strstr(r->element[2]->str, "\"type\":\"storage\"") &&
+                strstr(r->element[2]->str, "\"state\":\"failing\""))
+                storage_failing_seen = true;
             freeReplyObject(r);
         }
     } else {
@@ -293,13 +298,21 @@ Test(storage, disk_full_is_readonly_then_recovers)
     if (lease_checked) {
         /* get_reply, not poll: hiredis may hold replies already read. */
         bool seen = false;
-        for (int k = 0; k < 20 && !seen; k++) {
+        for (int k = 0; k < 20 && !(seen && storage_ok_seen); k++) {
             r = get_reply(sub);
-            seen = r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
-                   strstr(r->element[2]->str, "\"type\":\"lease_expired\"");
+            const char *j = r->type == REDIS_REPLY_ARRAY && r->elements == 3
+                                ? r->element[2]->str
+                                : "";
+            seen |= strstr(j, "\"type\":\"lease_expired\"") != NULL;
+            if (strstr(j, "\"type\":\"storage\"")) {
+                storage_failing_seen |= strstr(j, "\"failing\"") != NULL;
+                storage_ok_seen |= strstr(j, "\"state\":\"ok\"") != NULL;
+            }
             freeReplyObject(r);
         }
         cr_assert(seen, "no lease_expired event after writes resumed");
+        cr_assert(storage_failing_seen, "no storage event when writes failed");
+        cr_assert(storage_ok_seen, "no storage event when writes resumed");
     }
     redisFree(blocked);
     redisFree(sub);
