@@ -103,9 +103,9 @@ put_str(struct wbuf *w, const char *s, size_t len)
 
 /* A fixed, NUL-terminated field of an order. */
 static void
-put_field(struct wbuf *w, const char *s, size_t size)
+put_field(struct wbuf *w, const char *s, size_t max)
 {
-    put_str(w, s, strnlen(s, size));
+    put_str(w, s, strnlen(s, max));
 }
 
 /* ---- reading: every step checks the bytes left ---- */
@@ -203,18 +203,19 @@ get_str(struct rbuf *r, size_t max, size_t *len, const char *what)
 /* A string into a fixed field of size bytes (so at most size - 1 long),
    without embedded NULs. */
 static void
-get_field(struct rbuf *r, char *dst, size_t size, const char *what)
+get_field(struct rbuf *r, struct order *o,
+          int (*set)(struct order *, const char *, size_t), size_t max,
+          const char *what)
 {
     size_t n = 0;
-    const char *s = get_str(r, size - 1, &n, what);
+    const char *s = get_str(r, max, &n, what);
     if (s == NULL)
         return;
-    if (memchr(s, '\0', n) != NULL) {
+    int rc = set(o, s, n);
+    if (rc == -1)
         rfail(r, "%s contains a NUL byte", what);
-        return;
-    }
-    memcpy(dst, s, n);
-    dst[n] = '\0';
+    else if (rc < 0)
+        rfail(r, "out of memory");
 }
 
 static unsigned
@@ -240,9 +241,9 @@ record_encode(const struct order *o, char *buf, size_t cap)
     struct wbuf w = {buf, 0, cap};
 
     put_u8(&w, RECORD_VERSION);
-    put_field(&w, o->id, sizeof o->id);
-    put_field(&w, o->warehouse, sizeof o->warehouse);
-    put_field(&w, o->customer, sizeof o->customer);
+    put_field(&w, o->id, ORDER_ID_MAX);
+    put_field(&w, o->warehouse, ORDER_NAME_MAX);
+    put_field(&w, o->customer, ORDER_NAME_MAX);
     put_u8(&w, o->cls);
     put_u8(&w, o->eff_cls);
     put_u8(&w, o->state);
@@ -256,9 +257,9 @@ record_encode(const struct order *o, char *buf, size_t cap)
     put_uvar(&w, o->lease);
     put_svar(&w, o->lease_expires);
     put_svar(&w, o->picked_at);
-    put_field(&w, o->picker, sizeof o->picker);
+    put_field(&w, o->picker, ORDER_NAME_MAX);
     put_svar(&w, o->outbound_at);
-    put_field(&w, o->operator_, sizeof o->operator_);
+    put_field(&w, o->operator_, ORDER_NAME_MAX);
     put_u8(&w, o->outbound_leased ? 1 : 0);
     put_svar(&w, o->delivered_at);
     put_uvar(&w, o->audit_n);
@@ -333,9 +334,9 @@ record_decode(const char *buf, size_t len, char *err, size_t errlen)
         rfail(&r, "out of memory");
         return NULL;
     }
-    get_field(&r, o->id, sizeof o->id, "id");
-    get_field(&r, o->warehouse, sizeof o->warehouse, "warehouse");
-    get_field(&r, o->customer, sizeof o->customer, "customer");
+    get_field(&r, o, order_set_id, ORDER_ID_MAX, "id");
+    get_field(&r, o, order_set_warehouse, ORDER_NAME_MAX, "warehouse");
+    get_field(&r, o, order_set_customer, ORDER_NAME_MAX, "customer");
     o->cls = (uint8_t)get_enum(&r, CLASS_COUNT, "class");
     o->eff_cls = (uint8_t)get_enum(&r, CLASS_COUNT, "effective class");
     o->state = (uint8_t)get_enum(&r, STATE_COUNT, "state");
@@ -349,9 +350,9 @@ record_decode(const char *buf, size_t len, char *err, size_t errlen)
     o->lease = get_uvar(&r, "lease");
     o->lease_expires = get_svar(&r, "lease expiry");
     o->picked_at = get_svar(&r, "picked at");
-    get_field(&r, o->picker, sizeof o->picker, "picker");
+    get_field(&r, o, order_set_picker, ORDER_NAME_MAX, "picker");
     o->outbound_at = get_svar(&r, "outbound at");
-    get_field(&r, o->operator_, sizeof o->operator_, "operator");
+    get_field(&r, o, order_set_operator, ORDER_NAME_MAX, "operator");
     o->outbound_leased = get_bool(&r, "outbound leased");
     o->delivered_at = get_svar(&r, "delivered at");
     uint64_t audit_n = get_uvar(&r, "audit count");
@@ -385,7 +386,7 @@ record_decode(const char *buf, size_t len, char *err, size_t errlen)
         memcpy(o->attrs, attrs, alen);
     }
     o->nattrs = (uint16_t)nattrs;
-    o->attrs_len = (uint32_t)alen;
+    o->attrs_len = (uint16_t)alen;
     return o;
 }
 

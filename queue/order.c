@@ -20,12 +20,23 @@
  */
 #include "order.h"
 
+#include "name.h"
+
 #include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+_Static_assert(ORDER_ATTRS_MAX *(ORDER_ATTR_KEY_MAX + ORDER_ATTR_VAL_MAX + 2) <=
+                   UINT16_MAX,
+               "attrs_len is 16 bits");
+
+/* The id of an order that has none yet (never written, never freed). */
+static const char no_id[1] = "";
 
 struct order *
 order_new(void)
@@ -33,6 +44,8 @@ order_new(void)
     struct order *o = calloc(1, sizeof(*o));
     if (o == NULL)
         return NULL;
+    o->id = no_id;
+    o->warehouse = o->customer = o->picker = o->operator_ = name_empty;
     o->cls = CLASS_NORMAL;
     o->eff_cls = CLASS_NORMAL;
     o->source = SOURCE_DEALER;
@@ -46,39 +59,76 @@ order_free(struct order *o)
 {
     if (o == NULL)
         return;
+    if (o->id != no_id)
+        free((void *)(uintptr_t)o->id);
+    name_put(o->warehouse);
+    name_put(o->customer);
+    name_put(o->picker);
+    name_put(o->operator_);
     free(o->attrs);
     free(o);
 }
 
-/* Copy into a fixed field of cap bytes (terminator included).  A NUL
-   inside s would silently shorten the value, so it is refused too. */
-static int
-set_field(char *dst, size_t cap, const char *s, size_t len)
+/* A NUL inside s would silently shorten the value, so it is refused. */
+static bool
+value_ok(const char *s, size_t len, size_t max)
 {
-    if (len >= cap || (len > 0 && memchr(s, '\0', len) != NULL))
-        return -1;
-    if (len > 0)
-        memcpy(dst, s, len);
-    dst[len] = '\0';
-    return 0;
+    return len <= max && (len == 0 || memchr(s, '\0', len) == NULL);
 }
 
 int
 order_set_id(struct order *o, const char *s, size_t len)
 {
-    return set_field(o->id, sizeof(o->id), s, len);
+    if (!value_ok(s, len, ORDER_ID_MAX))
+        return -1;
+    char *id = malloc(len + 1);
+    if (id == NULL)
+        return -2;
+    if (len > 0)
+        memcpy(id, s, len);
+    id[len] = '\0';
+    if (o->id != no_id)
+        free((void *)(uintptr_t)o->id);
+    o->id = id;
+    return 0;
+}
+
+/* Point *field at the interned s, letting go of the name it held. */
+static int
+set_name(const char **field, const char *s, size_t len)
+{
+    if (!value_ok(s, len, ORDER_NAME_MAX))
+        return -1;
+    const char *n = name_get(s, len);
+    if (n == NULL)
+        return -2;
+    name_put(*field);
+    *field = n;
+    return 0;
 }
 
 int
 order_set_warehouse(struct order *o, const char *s, size_t len)
 {
-    return set_field(o->warehouse, sizeof(o->warehouse), s, len);
+    return set_name(&o->warehouse, s, len);
 }
 
 int
 order_set_customer(struct order *o, const char *s, size_t len)
 {
-    return set_field(o->customer, sizeof(o->customer), s, len);
+    return set_name(&o->customer, s, len);
+}
+
+int
+order_set_picker(struct order *o, const char *s, size_t len)
+{
+    return set_name(&o->picker, s, len);
+}
+
+int
+order_set_operator(struct order *o, const char *s, size_t len)
+{
+    return set_name(&o->operator_, s, len);
 }
 
 void
@@ -151,7 +201,7 @@ order_attr_set(struct order *o, const char *k, size_t klen, const char *v,
             memcpy(e + klen + 1, v, vlen);
         e[klen + 1 + vlen] = '\0';
         o->attrs = p;
-        o->attrs_len += (uint32_t)add;
+        o->attrs_len += (uint16_t)add;
         o->nattrs++;
         return 0;
     }
@@ -179,7 +229,7 @@ order_attr_set(struct order *o, const char *k, size_t klen, const char *v,
         if (p != NULL)
             o->attrs = p;
     }
-    o->attrs_len = (uint32_t)new_len;
+    o->attrs_len = (uint16_t)new_len;
     return 0;
 }
 
@@ -478,12 +528,6 @@ order_push_state(int state)
 
 /* ---- intake rules ----------------------------------------------------- */
 
-static bool
-field_ok(const char *f, size_t cap)
-{
-    return memchr(f, '\0', cap) != NULL;
-}
-
 static int
 require_attr(const struct order *o, const char *why, const char *k, char *err,
              size_t errlen)
@@ -500,7 +544,7 @@ require_attr(const struct order *o, const char *why, const char *k, char *err,
 int
 order_validate(const struct order *o, char *err, size_t errlen)
 {
-    if (!field_ok(o->id, sizeof(o->id))) {
+    if (strlen(o->id) > ORDER_ID_MAX) {
         order_errf(err, errlen, "order id longer than %d bytes", ORDER_ID_MAX);
         return -1;
     }
@@ -508,8 +552,8 @@ order_validate(const struct order *o, char *err, size_t errlen)
         order_errf(err, errlen, "order id is empty");
         return -1;
     }
-    if (!field_ok(o->warehouse, sizeof(o->warehouse)) ||
-        !field_ok(o->customer, sizeof(o->customer))) {
+    if (strlen(o->warehouse) > ORDER_NAME_MAX ||
+        strlen(o->customer) > ORDER_NAME_MAX) {
         order_errf(err, errlen,
                    "order %s: warehouse or customer longer than %d "
                    "bytes",

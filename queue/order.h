@@ -13,8 +13,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uthash.h>
-
 #include "pheap.h"
 
 /* Bounds on everything an order carries (intake rejects larger input). */
@@ -100,21 +98,23 @@ struct order {
     struct pheap_node qnode; /* in its warehouse's pick heap when queued */
     struct pheap_node tnode; /* in the timer heap: escalation when queued,
                                 lease expiry when picking */
-    UT_hash_handle hh;       /* the pick queue's id index */
+    struct order *id_next;   /* the pick queue's id index (its chain) */
     struct pickq_wh *wh;     /* the warehouse it belongs to (pickq private) */
     struct order *fin_prev;  /* pickq's list of finished orders, oldest */
     struct order *fin_next;  /* first (pickq private) */
 
-    char id[ORDER_ID_MAX + 1];
-    char warehouse[ORDER_NAME_MAX + 1];
-    char customer[ORDER_NAME_MAX + 1];
+    /* The id is the order's own allocation; the names are interned
+       (name.h): a queued order costs a pointer per name, not a copy. */
+    const char *id;
+    const char *warehouse;
+    const char *customer;
+    const char *picker;    /* lease holder; kept once picked (who picked
+                              it, and a repeated PICKED is recognised) */
+    const char *operator_; /* who confirmed the outbound */
 
-    uint8_t cls;     /* enum order_class as pushed (or re-prioritised) */
-    uint8_t eff_cls; /* effective class after escalation; <= cls */
-    uint8_t state;   /* enum order_state */
-    uint8_t source;  /* enum order_source */
-    uint8_t fulfil;  /* enum order_fulfil */
-    uint8_t risk;    /* enum order_risk bits */
+    /* Attributes: nattrs pairs packed as "key\0value\0key\0value\0...",
+       attrs_len bytes in total (malloc'd, owned by the order, or NULL). */
+    char *attrs;
 
     int64_t deadline; /* ms */
     int64_t created;  /* ms, first push */
@@ -122,30 +122,30 @@ struct order {
     uint64_t seq;     /* arrival sequence in the queue (set on entering
                          queued the first time; kept across release) */
 
-    /* Lease, meaningful while picking; lease and picker are kept once
-       picked (who picked it, and a repeated PICKED is recognised). */
+    /* Lease, meaningful while picking; kept once picked. */
     uint64_t lease;
     int64_t lease_expires; /* ms */
     int64_t picked_at;     /* ms, when the current lease began */
-    char picker[ORDER_NAME_MAX + 1];
-    int64_t pick_done_at;   /* ms, when it became picked; 0 = never */
-    bool unconfirmed_fired; /* picked, and the confirm timeout fired (it
-                               fires once, across restarts too) */
+    int64_t pick_done_at;  /* ms, when it became picked; 0 = never */
 
     /* Outbound confirmation, meaningful once shipped. */
     int64_t outbound_at;
-    char operator_[ORDER_NAME_MAX + 1];
-    bool outbound_leased; /* confirmed while picking (a lease held) or
-                             picked, not from another state */
     int64_t delivered_at;
 
-    uint32_t audit_n; /* audit entries written so far (next sequence) */
-
-    /* Attributes: nattrs pairs packed as "key\0value\0key\0value\0...",
-       attrs_len bytes in total (malloc'd, owned by the order, or NULL). */
+    uint32_t audit_n;   /* audit entries written so far (next sequence) */
+    uint16_t attrs_len; /* <= ORDER_ATTRS_MAX * (key + value + 2) */
     uint16_t nattrs;
-    uint32_t attrs_len;
-    char *attrs;
+
+    uint8_t cls;            /* enum order_class as pushed (or re-prioritised) */
+    uint8_t eff_cls;        /* effective class after escalation; <= cls */
+    uint8_t state;          /* enum order_state */
+    uint8_t source;         /* enum order_source */
+    uint8_t fulfil;         /* enum order_fulfil */
+    uint8_t risk;           /* enum order_risk bits */
+    bool unconfirmed_fired; /* picked, and the confirm timeout fired (it
+                               fires once, across restarts too) */
+    bool outbound_leased;   /* confirmed while picking (a lease held) or
+                               picked, not from another state */
 };
 
 /* Shipped, delivered or cancelled: the order is on pickq's finished list
@@ -166,11 +166,14 @@ void order_errf(char *err, size_t errlen, const char *fmt, ...)
 struct order *order_new(void);
 void order_free(struct order *o);
 
-/* Copy s (len bytes, must be < the bound) into a fixed field.
-   Returns 0, or -1 when too long. */
+/* Set a field to a copy of s (len bytes; ids up to ORDER_ID_MAX, names
+   up to ORDER_NAME_MAX, no NUL inside).  Returns 0, -1 when s breaks a
+   bound (the field is unchanged), -2 out of memory. */
 int order_set_id(struct order *o, const char *s, size_t len);
 int order_set_warehouse(struct order *o, const char *s, size_t len);
 int order_set_customer(struct order *o, const char *s, size_t len);
+int order_set_picker(struct order *o, const char *s, size_t len);
+int order_set_operator(struct order *o, const char *s, size_t len);
 
 /* Append an attribute; replaces the value of an existing key.
    Returns 0, -1 on a bound (err filled), -2 out of memory. */

@@ -85,6 +85,8 @@
 
 #include "pickq.h"
 
+#include "idmap.h"
+#include "name.h"
 #include "ostree.h"
 
 #include <inttypes.h>
@@ -92,6 +94,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <uthash.h>
 
 #define NO_TIME INT64_MAX
 #define MS_PER_DAY INT64_C(86400000)
@@ -115,7 +119,7 @@ struct pickq_wh {
 
 struct pickq {
     struct pickq_config cfg;
-    struct order *orders; /* id index (uthash, hh) */
+    struct idmap ids;     /* orders by id */
     struct pickq_wh *whs; /* warehouses (uthash, hh) */
     size_t nwh;
     struct pheap timers;  /* escalations and lease expiries */
@@ -191,16 +195,19 @@ set_state(struct order *o, int action)
     o->state = (uint8_t)to;
 }
 
-static int
-name_copy(char *dst, const char *s)
+/* The interned copy of name s (NULL: none), or NULL out of memory. */
+static const char *
+name_of(const char *s)
 {
-    if (s == NULL)
-        s = "";
-    size_t n = strlen(s);
-    if (n > ORDER_NAME_MAX)
-        return -1;
-    memcpy(dst, s, n + 1);
-    return 0;
+    return s == NULL ? name_empty : name_get(s, strlen(s));
+}
+
+/* Point *field at interned name n, letting go of the one it held. */
+static void
+name_set(const char **field, const char *n)
+{
+    name_put(*field);
+    *field = n;
 }
 
 static void
@@ -571,6 +578,7 @@ pickq_new(const struct pickq_config *cfg)
     else
         pickq_config_default(&q->cfg);
     pheap_init(&q->timers);
+    idmap_init(&q->ids);
     q->mean_pick_ms = q->cfg.pick_ms;
     return q;
 }
@@ -578,15 +586,11 @@ pickq_new(const struct pickq_config *cfg)
 void
 pickq_free(struct pickq *q)
 {
-    struct order *o, *otmp;
     struct pickq_wh *wh, *wtmp;
     if (q == NULL)
         return;
-    HASH_ITER(hh, q->orders, o, otmp)
-    {
-        HASH_DEL(q->orders, o);
-        order_free(o);
-    }
+    idmap_clear(&q->ids, order_free);
+    idmap_destroy(&q->ids);
     HASH_ITER(hh, q->whs, wh, wtmp)
     {
         HASH_DEL(q->whs, wh);
@@ -600,9 +604,7 @@ pickq_free(struct pickq *q)
 struct order *
 pickq_get(struct pickq *q, const char *id, size_t len)
 {
-    struct order *o;
-    HASH_FIND(hh, q->orders, id, len, o);
-    return o;
+    return idmap_find(&q->ids, id, len);
 }
 
 /* ---- push and the transitions of the ERP ------------------------------ */
@@ -660,8 +662,8 @@ pickq_push(struct pickq *q, struct order *o, int64_t now,
                    ORDER_ID_MAX, o->id, order_state_name(o->state));
         return PICKQ_BADSTATE;
     }
-    size_t idlen = strnlen(o->id, sizeof(o->id));
-    if (idlen < sizeof(o->id)) {
+    size_t idlen = strlen(o->id);
+    if (idlen <= ORDER_ID_MAX) {
         struct order *old = pickq_get(q, o->id, idlen);
         if (old != NULL) {
             if (same_as_pushed(q, old, o))
@@ -687,8 +689,7 @@ pickq_push(struct pickq *q, struct order *o, int64_t now,
         o->deadline = d0;
         return PICKQ_NOMEM;
     }
-    HASH_ADD_KEYPTR(hh, q->orders, o->id, idlen, o);
-    if (o->hh.tbl == NULL) {
+    if (idmap_add(&q->ids, o) < 0) {
         o->deadline = d0;
         return PICKQ_NOMEM;
     }
@@ -819,10 +820,13 @@ pickq_next(struct pickq *q, const char *warehouse, const char *picker,
     if (picker != NULL && strlen(picker) > ORDER_NAME_MAX)
         return PICKQ_BADARG;
 
+    const char *pn = name_of(picker);
+    if (pn == NULL)
+        return PICKQ_NOMEM;
     struct order *o = order_of_q(pheap_peek(&wh->heap));
     leave_queue(q, o);
     set_state(o, ACTION_NEXT);
-    name_copy(o->picker, picker);
+    name_set(&o->picker, pn);
     o->lease = ++q->lease;
     o->picked_at = now;
     o->lease_expires = sat_add(now, lease_length(q, lease_ms));
@@ -942,6 +946,7 @@ outbound_why(int from)
 
 /* The outbound itself; the caller checked that it is legal and that
    operator_ fits. */
+/* operator_ is an interned name (name_of); o takes that reference. */
 static void
 outbound_do(struct pickq *q, struct order *o, const char *operator_, int64_t at,
             int64_t now, struct pickq_outbound_info *info)
@@ -955,7 +960,7 @@ outbound_do(struct pickq *q, struct order *o, const char *operator_, int64_t at,
         o->picker[0] != '\0' && strcmp(operator_, o->picker) != 0) {
         info->revoked = true;
         info->revoked_lease = o->lease;
-        memcpy(info->revoked_picker, o->picker, sizeof(o->picker));
+        memcpy(info->revoked_picker, o->picker, strlen(o->picker) + 1);
         why = "shipped by another picker than the lease holder";
         wh->st.revocations++;
     } else if (from == STATE_PICKING) {
@@ -972,7 +977,7 @@ outbound_do(struct pickq *q, struct order *o, const char *operator_, int64_t at,
 
     leave_active(q, o);
     set_state(o, ACTION_OUTBOUND);
-    name_copy(o->operator_, operator_);
+    name_set(&o->operator_, operator_);
     o->outbound_at = at;
     o->updated = now;
     wh->st.outbounds++;
@@ -994,7 +999,10 @@ pickq_outbound(struct pickq *q, struct order *o, const char *operator_,
         return PICKQ_BADSTATE;
     if (operator_ != NULL && strlen(operator_) > ORDER_NAME_MAX)
         return PICKQ_BADARG;
-    outbound_do(q, o, operator_, at, now, info);
+    const char *op = name_of(operator_);
+    if (op == NULL)
+        return PICKQ_NOMEM;
+    outbound_do(q, o, op, at, now, info);
     return PICKQ_OK;
 }
 
@@ -1017,7 +1025,10 @@ pickq_deliver(struct pickq *q, struct order *o, const char *operator_,
             return PICKQ_BADSTATE;
         if (operator_ != NULL && strlen(operator_) > ORDER_NAME_MAX)
             return PICKQ_BADARG;
-        outbound_do(q, o, operator_, at, now, info);
+        const char *op = name_of(operator_);
+        if (op == NULL)
+            return PICKQ_NOMEM;
+        outbound_do(q, o, op, at, now, info);
         info->implied = true;
     }
     if (order_transition(o->state, ACTION_DELIVER, &to) < 0)
@@ -1166,24 +1177,24 @@ pickq_stats(struct pickq *q, const char *warehouse, struct pickq_stats *st)
 /* ---- recovery --------------------------------------------------------- */
 
 static bool
-field_ok(const char *f, size_t cap)
+field_ok(const char *f, size_t max)
 {
-    return f[0] != '\0' && memchr(f, '\0', cap) != NULL;
+    return f[0] != '\0' && strlen(f) <= max;
 }
 
 int
 pickq_restore(struct pickq *q, struct order *o)
 {
     if (o->state >= STATE_COUNT || o->cls >= CLASS_COUNT ||
-        !field_ok(o->id, sizeof(o->id)) ||
-        !field_ok(o->warehouse, sizeof(o->warehouse)))
+        !field_ok(o->id, ORDER_ID_MAX) ||
+        !field_ok(o->warehouse, ORDER_NAME_MAX))
         return PICKQ_BADARG;
     size_t idlen = strlen(o->id);
     /* Storage hands orders back in id order, and a strictly increasing
        run cannot repeat an id: then the index lookup (a cache miss or
        three per order, a third of a 10^6-order restart) is skipped. */
     size_t n = q->nrestored;
-    bool in_order = n > 0 && HASH_COUNT(q->orders) == n &&
+    bool in_order = n > 0 && idmap_count(&q->ids) == n &&
                     strcmp(o->id, q->restored[n - 1]->id) > 0 &&
                     q->restored_in_order;
     q->restored_in_order = in_order || n == 0;
@@ -1200,8 +1211,7 @@ pickq_restore(struct pickq *q, struct order *o)
     struct pickq_wh *wh = wh_get(q, o->warehouse);
     if (wh == NULL)
         return PICKQ_NOMEM;
-    HASH_ADD_KEYPTR(hh, q->orders, o->id, idlen, o);
-    if (o->hh.tbl == NULL)
+    if (idmap_add(&q->ids, o) < 0)
         return PICKQ_NOMEM;
 
     o->wh = wh;
@@ -1439,7 +1449,7 @@ pickq_forget_finished(struct pickq *q, int64_t before,
        now), so the first young enough order ends the walk. */
     while ((o = q->fin_head) != NULL && o->updated < before) {
         fin_unlink(q, o);
-        HASH_DEL(q->orders, o);
+        idmap_del(&q->ids, o);
         o->wh->st.by_state[o->state]--;
         if (cb != NULL)
             cb(ctx, o);

@@ -75,9 +75,12 @@ make_order(const char *id, unsigned salt, int nattrs, size_t vlen, bool noisy)
     o->lease = ((uint64_t)1 << 40) + salt;
     o->lease_expires = INT64_MAX - salt;
     o->picked_at = INT64_MIN + salt;
-    snprintf(o->picker, sizeof o->picker, "picker-%u", salt);
+    char name[32];
+    snprintf(name, sizeof name, "picker-%u", salt);
+    cr_assert_eq(order_set_picker(o, name, strlen(name)), 0);
     o->outbound_at = 1769409999000 + salt;
-    snprintf(o->operator_, sizeof o->operator_, "op-%u", salt);
+    snprintf(name, sizeof name, "op-%u", salt);
+    cr_assert_eq(order_set_operator(o, name, strlen(name)), 0);
     o->outbound_leased = salt % 2;
     o->delivered_at = 1769500000000 + salt;
     o->pick_done_at = 1769405000000 - (int64_t)salt * 3;
