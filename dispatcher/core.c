@@ -1165,6 +1165,7 @@ recover(struct core *c)
         log_msg(LOG_ERROR, "recovery failed: %s", err);
         return -1;
     }
+    int64_t t1 = core_now();
     if (pickq_restore_done(c->q) != PICKQ_OK) {
         log_msg(LOG_ERROR, "recovery failed: out of memory");
         return -1;
@@ -1175,9 +1176,10 @@ recover(struct core *c)
     for (int i = 0; i < STATE_COUNT; i++)
         total += st.by_state[i];
     log_msg(LOG_INFO,
-            "recovered %zu orders (%zu queued, %zu picking) in %" PRId64 " ms",
+            "recovered %zu orders (%zu queued, %zu picking) in %" PRId64
+            " ms (%" PRId64 " reading, %" PRId64 " indexing)",
             total, st.by_state[STATE_QUEUED], st.by_state[STATE_PICKING],
-            core_now() - t0);
+            core_now() - t0, t1 - t0, core_now() - t1);
     /* Leases that ran out while we were down go back now, recorded. */
     on_timer(-1, 0, c);
     return 0;

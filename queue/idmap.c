@@ -103,6 +103,17 @@ idmap_add(struct idmap *m, struct order *o)
     return 0;
 }
 
+int
+idmap_reserve(struct idmap *m, size_t n)
+{
+    size_t nb = m->nbucket ? m->nbucket : MIN_BUCKETS;
+    while (nb < n && nb <= SIZE_MAX / 4 / sizeof(struct order *))
+        nb *= 2;
+    if (nb == m->nbucket)
+        return 0;
+    return resize(m, nb) ? 0 : -1;
+}
+
 void
 idmap_del(struct idmap *m, struct order *o)
 {

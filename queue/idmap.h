@@ -26,6 +26,9 @@ void idmap_destroy(struct idmap *m);
 struct order *idmap_find(const struct idmap *m, const char *id, size_t len);
 /* Add o (its id must not be in the table): 0, or -1 out of memory. */
 int idmap_add(struct idmap *m, struct order *o);
+/* Make room for n orders in all without a resize: 0, or -1 out of
+   memory (the table still works, with longer chains or resizes). */
+int idmap_reserve(struct idmap *m, size_t n);
 /* Remove o, which is in the table. */
 void idmap_del(struct idmap *m, struct order *o);
 /* Remove every order, calling fn on each (in no particular order). */

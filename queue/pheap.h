@@ -25,17 +25,17 @@ struct pheap_node {
 };
 
 struct pheap {
-    struct pheap_node *root;  /* the minimum, or NULL when empty */
-    size_t size;              /* number of nodes in the heap */
+    struct pheap_node *root; /* the minimum, or NULL when empty */
+    size_t size;             /* number of nodes in the heap */
     /* Implementation state for pre-merged inserts (binary-counter slots);
        owned by pheap.c, never touched by callers.  Every slot tree comes
        after root, so root stays the minimum of the whole heap. */
     struct pheap_node *slot[64];
-    uint64_t slot_bits;       /* bit i set <=> slot[i] holds a tree */
+    uint64_t slot_bits; /* bit i set <=> slot[i] holds a tree */
 };
 
 #define pheap_container_of(ptr, type, member)                                  \
-    ((type *)((char *)(ptr) - offsetof(type, member)))
+    ((type *)((char *)(ptr)-offsetof(type, member)))
 
 static inline bool
 pheap_before(const struct pheap_node *a, const struct pheap_node *b)
@@ -44,7 +44,11 @@ pheap_before(const struct pheap_node *a, const struct pheap_node *b)
 }
 
 void pheap_init(struct pheap *h);
-static inline size_t pheap_size(const struct pheap *h) { return h->size; }
+static inline size_t
+pheap_size(const struct pheap *h)
+{
+    return h->size;
+}
 
 /* Insert a detached node whose key and seq are set.  O(1) amortized. */
 void pheap_insert(struct pheap *h, struct pheap_node *n);

@@ -29,12 +29,12 @@ enum pickq_err {
     PICKQ_LEASE,    /* lease id does not match the order's current lease */
     PICKQ_BADARG,   /* intake rule broken; err says which */
     PICKQ_NOMEM,
-    PICKQ_EMPTY,    /* next: nothing to pick in that warehouse */
+    PICKQ_EMPTY, /* next: nothing to pick in that warehouse */
 };
 
 struct pickq_config {
-    int64_t lease_ms;                      /* default lease: 300000 */
-    int64_t lease_max_ms;                  /* longest lease granted: 3600000 */
+    int64_t lease_ms;     /* default lease: 300000 */
+    int64_t lease_max_ms; /* longest lease granted: 3600000 */
     /* Deadline when a push has none, ms after now; 0 = the class requires
        one.  Defaults: asn 0, rush4h 4 h, rush24h 24 h, normal 72 h. */
     int64_t deadline_default[CLASS_COUNT];
@@ -43,8 +43,8 @@ struct pickq_config {
        first near the deadline).  0 disables; [CLASS_ASN] is unused.
        Defaults: rush4h 30 min, rush24h 4 h, normal 24 h. */
     int64_t escalate_window[CLASS_COUNT];
-    int64_t pick_ms;     /* mean pick duration before any is measured: 120000 */
-    size_t jump_scan;    /* displaced orders a jump report examines: 256 */
+    int64_t pick_ms;  /* mean pick duration before any is measured: 120000 */
+    size_t jump_scan; /* displaced orders a jump report examines: 256 */
     /* The window a deadline the caller gives (push, reprio) must fall in,
        bounds included: from deadline_min_ms to now + deadline_ahead_max_ms
        (0 = no upper bound).  It catches typos such as a year 9999 before
@@ -81,14 +81,14 @@ struct pickq_jump {
 struct pickq_stats {
     size_t by_state[STATE_COUNT];
     size_t queued_by_class[CLASS_COUNT]; /* by effective class */
-    uint64_t pushes, approvals, picks, releases, outbounds,
-        outbounds_unleased, deliveries, cancels, expiries, escalations, jumps;
+    uint64_t pushes, approvals, picks, releases, outbounds, outbounds_unleased,
+        deliveries, cancels, expiries, escalations, jumps;
     uint64_t picked;              /* pickq_picked: picks reported done */
     uint64_t unconfirmed;         /* confirm timeouts fired */
     uint64_t outbounds_anomalous; /* outbounds with info.anomaly set (an
                                      implied one of a delivery too) */
-    uint64_t revocations;   /* leases revoked by another picker's outbound */
-    int64_t mean_pick_ms;   /* measured (EWMA), or the configured default */
+    uint64_t revocations; /* leases revoked by another picker's outbound */
+    int64_t mean_pick_ms; /* measured (EWMA), or the configured default */
     size_t warehouses;
 };
 
@@ -125,7 +125,7 @@ struct pickq_outbound_info {
 
 void pickq_config_default(struct pickq_config *cfg);
 struct pickq *pickq_new(const struct pickq_config *cfg); /* NULL: no memory */
-void pickq_free(struct pickq *q);                          /* and its orders */
+void pickq_free(struct pickq *q);                        /* and its orders */
 
 struct order *pickq_get(struct pickq *q, const char *id, size_t len);
 
@@ -240,7 +240,8 @@ void pickq_stats(struct pickq *q, const char *warehouse,
    seq and lease counters past every value seen.  Leases that expired while
    the daemon was down are expired by the next pickq_tick; a picked order
    re-arms its confirm timer unless o->unconfirmed_fired (the next tick
-   reports it if its timeout passed meanwhile). */
+   reports it if its timeout passed meanwhile).  pickq_get may not find a
+   restored order before pickq_restore_done. */
 int pickq_restore(struct pickq *q, struct order *o);
 int pickq_restore_done(struct pickq *q);
 
@@ -248,8 +249,7 @@ int pickq_restore_done(struct pickq *q);
    before `before`: each is passed to cb (if not NULL) and then freed.
    Returns how many. */
 size_t pickq_forget_finished(struct pickq *q, int64_t before,
-                             void (*cb)(void *ctx, struct order *o),
-                             void *ctx);
+                             void (*cb)(void *ctx, struct order *o), void *ctx);
 
 /* Call fn with the name of every warehouse q knows, in no set order.  fn
    must not change q. */
