@@ -149,6 +149,7 @@ enum opt_id {
     OPT_IDLE,
     OPT_DURABILITY,
     OPT_BATCH_MS,
+    OPT_GROUP_COMMIT,
     OPT_RETENTION,
     OPT_LOG_LEVEL,
     OPT_PICK_ESTIMATE,
@@ -201,6 +202,7 @@ static const struct option long_options[] = {
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
     {"durability", required_argument, NULL, OPT_DURABILITY},
     {"batch-ms", required_argument, NULL, OPT_BATCH_MS},
+    {"group-commit", required_argument, NULL, OPT_GROUP_COMMIT},
     {"retention", required_argument, NULL, OPT_RETENTION},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"pick-estimate", required_argument, NULL, OPT_PICK_ESTIMATE},
@@ -287,6 +289,14 @@ usage(FILE *f)
         "--batch-ms),\n"
         "                           none (never sync explicitly)\n"
         "      --batch-ms N         batch mode sync period (default 10)\n"
+        "      --group-commit WHO   who writes each group of changes to "
+        "RocksDB:\n"
+        "                           loop (the event loop, before it "
+        "waits),\n"
+        "                           thread (a persistence thread, while the\n"
+        "                           loop goes on) or auto (default: thread "
+        "for\n"
+        "                           sync, loop for batch and none)\n"
         "      --store-queue-max N  changes waiting for the store before new "
         "ones\n"
         "                           are refused with BUSY (default 8192)\n"
@@ -339,7 +349,8 @@ usage(FILE *f)
         "      --subscriber-output-limit \"HARD SOFT PERIOD\"\n"
         "                           the same for SUBSCRIBE (default \"32mb 8mb "
         "60s\")\n"
-        "      --notify [FMT+]URL   POST events to a webhook (repeatable, up to "
+        "      --notify [FMT+]URL   POST events to a webhook (repeatable, up "
+        "to "
         "8);\n"
         "                           FMT json (default), dingtalk or wecom; "
         "without\n"
@@ -417,6 +428,16 @@ config_set(struct config *cfg, int id, const char *name, const char *v)
         if (parse_int(v, 1, 60000, &n))
             goto bad;
         cfg->batch_ms = (int)n;
+        return 0;
+    case OPT_GROUP_COMMIT:
+        if (strcasecmp(v, "auto") == 0)
+            cfg->group_commit = COMMIT_AUTO;
+        else if (strcasecmp(v, "loop") == 0)
+            cfg->group_commit = COMMIT_LOOP;
+        else if (strcasecmp(v, "thread") == 0)
+            cfg->group_commit = COMMIT_THREAD;
+        else
+            goto bad;
         return 0;
     case OPT_STORE_QUEUE_MAX:
         if (parse_int(v, 1, 10000000, &n))

@@ -13,12 +13,20 @@
 #include "notify.h"
 #include "pickq.h"
 
+/* Who writes a group of changes to RocksDB (--group-commit). */
+enum group_commit {
+    COMMIT_AUTO,   /* the loop unless every group is synced */
+    COMMIT_LOOP,   /* the event loop, before it waits for events */
+    COMMIT_THREAD, /* the persistence thread */
+};
+
 struct config {
     char bind[256];             /* listen address: 127.0.0.1 */
     int port;                   /* RESP port: 7420 */
     char data[PATH_MAX];        /* RocksDB directory: ./var/data */
     int durability;             /* enum store_durability: sync */
     int batch_ms;               /* batch mode sync period: 10 */
+    int group_commit;           /* enum group_commit: auto */
     int store_queue_max;        /* records waiting for the store before
                                    changes are refused BUSY: 8192 */
     int max_clients;            /* connections accepted at once: 10000 */

@@ -1099,6 +1099,17 @@ store_woke(void *arg)
     event_active(c->wake_ev, EV_READ, 0);
 }
 
+static void on_wake(evutil_socket_t fd, short what, void *arg);
+
+void
+core_before_sleep(struct core *c)
+{
+    /* Sending what became durable may queue more (a blocked picker
+       served): write that too, so that nothing waits for the next turn. */
+    while (store_commit_inline(c->store) > 0)
+        on_wake(-1, 0, c);
+}
+
 /* A `storage` event when writes start or stop failing.  It reports no
    change of an order, so it goes to listeners at once; it is logged with
    the next group the store writes (while failing: once writes resume). */
@@ -1219,6 +1230,7 @@ core_open(struct core *c, struct event_base *base,
     store_options_default(&so);
     so.durability = cfg->durability;
     so.batch_ms = cfg->batch_ms;
+    so.inline_commit = cfg->inline_commit;
     if (cfg->store_queue_max)
         so.queue_max = cfg->store_queue_max;
     so.wake = store_woke;

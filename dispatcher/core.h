@@ -94,6 +94,7 @@ struct core_config {
     struct pickq_config queue;
     int durability; /* enum store_durability */
     int batch_ms;
+    bool inline_commit;         /* the loop writes the store's groups */
     size_t store_queue_max;     /* records waiting before changes are BUSY */
     int64_t retention_ms;       /* finished orders kept this long */
     int64_t event_retention_ms; /* logged events kept this long... */
@@ -226,6 +227,11 @@ void core_events(struct core *c, uint64_t after, size_t n,
                  int (*fn)(void *ctx, uint64_t seq, const char *json,
                            size_t len),
                  void *ctx, struct core_result *r);
+/* Called by the loop after each turn, before it waits for events: with
+   loop group commit, writes (and syncs) what the turn changed as one
+   group and sends what became durable. */
+void core_before_sleep(struct core *c);
+
 /* A small durable setting (store_meta_put/get): put returns the ticket,
    0 while storage fails; get returns 0, 1 when absent, -1 (logged). */
 uint64_t core_meta_put(struct core *c, const char *key, const char *val,

@@ -162,6 +162,9 @@ net_init(struct net *n, const struct config *cfg)
         .queue = cfg->queue,
         .durability = cfg->durability,
         .batch_ms = cfg->batch_ms,
+        .inline_commit =
+            cfg->group_commit == COMMIT_LOOP ||
+            (cfg->group_commit == COMMIT_AUTO && cfg->durability != STORE_SYNC),
         .store_queue_max = (size_t)cfg->store_queue_max,
         .retention_ms = cfg->retention_ms,
         .event_retention_ms = cfg->event_retention_ms,
@@ -201,14 +204,22 @@ net_init(struct net *n, const struct config *cfg)
     return 0;
 }
 
+/* One turn of the loop at a time, so that what a turn changed is written
+   before the loop waits again (core_before_sleep). */
 int
 net_run(struct net *n)
 {
-    if (event_base_dispatch(n->base) < 0) {
-        log_msg(LOG_ERROR, "event loop failed");
-        return -1;
+    for (;;) {
+        int rc = event_base_loop(n->base, EVLOOP_ONCE);
+        if (rc < 0) {
+            log_msg(LOG_ERROR, "event loop failed");
+            return -1;
+        }
+        core_before_sleep(&n->core);
+        if (rc == 1 || event_base_got_exit(n->base) ||
+            event_base_got_break(n->base))
+            return 0;
     }
-    return 0;
 }
 
 void

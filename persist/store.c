@@ -137,6 +137,9 @@ struct store {
     struct qbuf q;
     bool stop;
     bool sleeping;              /* the persistence thread waits on work */
+    bool writing;               /* a group is being written (by either
+                                   thread): the other does not take one */
+    bool writer_waiting;        /* the thread waits for writing to end */
     int held;                   /* store_group_begin nesting (loop) */
     bool held_waiting;          /* the thread waits on unheld */
     pthread_cond_t unheld;      /* signalled when held drops to 0 */
@@ -150,9 +153,13 @@ struct store {
     pthread_mutex_t health_mu;
     char reason[256];
 
-    /* Loop thread only: where store_put encodes. */
+    /* Loop thread only: where store_put encodes, and what an inline
+       commit takes and writes (store_commit_inline). */
     char *scratch;
     size_t scratch_cap;
+    struct qbuf inl;
+    rocksdb_writebatch_t *ibatch;
+    _Atomic bool unsynced; /* batch mode: inline writes wait for a sync */
 
     /* Persistence thread only. */
     pthread_t thread;
@@ -507,14 +514,14 @@ backoff_wait(struct store *s, unsigned ms)
 /* One attempt at writing the batch (and syncing when sync); returns NULL
    or RocksDB's error (rocksdb_free it). */
 static char *
-write_once(struct store *s, bool sync)
+write_once(struct store *s, rocksdb_writebatch_t *batch, bool sync)
 {
     char *err = NULL;
     if (s->db == NULL || s->db_readonly)
         return NULL; /* caller checks the handle first */
-    if (rocksdb_writebatch_count(s->batch) > 0) {
+    if (rocksdb_writebatch_count(batch) > 0) {
         bool flush = sync && SYNC_BY_FLUSH_WAL;
-        rocksdb_write(s->db, sync && !flush ? s->wsync : s->wnosync, s->batch,
+        rocksdb_write(s->db, sync && !flush ? s->wsync : s->wnosync, batch,
                       &err);
         if (err == NULL && flush)
             rocksdb_flush_wal(s->db, 1, &err);
@@ -522,6 +529,33 @@ write_once(struct store *s, bool sync)
         rocksdb_flush_wal(s->db, 1, &err);
     }
     return err;
+}
+
+static void
+note_sync(struct store *s, uint64_t us)
+{
+    pthread_mutex_lock(&s->stat_mu);
+    s->st.syncs++;
+    s->st.sync_us_last = us;
+    s->st.sync_us_total += us;
+    if (us > s->st.sync_us_max)
+        s->st.sync_us_max = us;
+    pthread_mutex_unlock(&s->stat_mu);
+}
+
+static void
+note_group(struct store *s, size_t count)
+{
+    pthread_mutex_lock(&s->stat_mu);
+    s->st.groups++;
+    s->st.records += count;
+    if (count > s->st.max_group)
+        s->st.max_group = count;
+    size_t b = 0;
+    while (b + 1 < STORE_GROUP_BUCKETS && ((size_t)1 << b) < count)
+        b++;
+    s->st.group_sizes[b]++;
+    pthread_mutex_unlock(&s->stat_mu);
 }
 
 /* Writes s->batch (possibly empty: then only syncs), retrying until it
@@ -536,18 +570,10 @@ commit(struct store *s, bool sync)
         uint64_t t0 = now_us();
         char *err = NULL;
         if (s->db != NULL && !s->db_readonly) {
-            err = write_once(s, sync);
+            err = write_once(s, s->batch, sync);
             if (err == NULL) {
-                if (sync) {
-                    uint64_t us = now_us() - t0;
-                    pthread_mutex_lock(&s->stat_mu);
-                    s->st.syncs++;
-                    s->st.sync_us_last = us;
-                    s->st.sync_us_total += us;
-                    if (us > s->st.sync_us_max)
-                        s->st.sync_us_max = us;
-                    pthread_mutex_unlock(&s->stat_mu);
-                }
+                if (sync)
+                    note_sync(s, now_us() - t0);
                 set_healthy(s);
                 return true;
             }
@@ -569,12 +595,12 @@ commit(struct store *s, bool sync)
 
 /* Turns a queue buffer into s->batch. */
 static void
-build_batch(struct store *s, const struct qbuf *b)
+build_batch(struct store *s, rocksdb_writebatch_t *batch, const struct qbuf *b)
 {
     char akey[ORDER_ID_MAX + 1 + 4];
     char aend[ORDER_ID_MAX + 1];
 
-    rocksdb_writebatch_clear(s->batch);
+    rocksdb_writebatch_clear(batch);
     for (size_t off = 0; off < b->len;) {
         struct qent e;
         memcpy(&e, b->p + off, sizeof e);
@@ -584,17 +610,17 @@ build_batch(struct store *s, const struct qbuf *b)
         off += sizeof e + e.idlen + e.reclen + e.audlen;
 
         if (e.op == QOP_META) {
-            rocksdb_writebatch_put_cf(s->batch, s->cf[CF_META], id, e.idlen,
-                                      rec, e.reclen);
+            rocksdb_writebatch_put_cf(batch, s->cf[CF_META], id, e.idlen, rec,
+                                      e.reclen);
         } else if (e.op == QOP_EVENT) {
-            rocksdb_writebatch_put_cf(s->batch, s->cf[CF_EVENTS], id, e.idlen,
-                                      rec, e.reclen);
+            rocksdb_writebatch_put_cf(batch, s->cf[CF_EVENTS], id, e.idlen, rec,
+                                      e.reclen);
         } else if (e.op == QOP_EVENT_TRIM) {
-            rocksdb_writebatch_delete_range_cf(s->batch, s->cf[CF_EVENTS], id,
-                                               8, id + 8, 8);
+            rocksdb_writebatch_delete_range_cf(batch, s->cf[CF_EVENTS], id, 8,
+                                               id + 8, 8);
         } else if (e.op == QOP_PUT) {
-            rocksdb_writebatch_put_cf(s->batch, s->cf[CF_ORDERS], id, e.idlen,
-                                      rec, e.reclen);
+            rocksdb_writebatch_put_cf(batch, s->cf[CF_ORDERS], id, e.idlen, rec,
+                                      e.reclen);
             if (e.audlen > 0) {
                 memcpy(akey, id, e.idlen);
                 akey[e.idlen] = '\0';
@@ -602,18 +628,17 @@ build_batch(struct store *s, const struct qbuf *b)
                 akey[e.idlen + 2] = (char)(e.seq >> 16);
                 akey[e.idlen + 3] = (char)(e.seq >> 8);
                 akey[e.idlen + 4] = (char)e.seq;
-                rocksdb_writebatch_put_cf(s->batch, s->cf[CF_AUDIT], akey,
+                rocksdb_writebatch_put_cf(batch, s->cf[CF_AUDIT], akey,
                                           e.idlen + 5, aud, e.audlen);
             }
         } else {
-            rocksdb_writebatch_delete_cf(s->batch, s->cf[CF_ORDERS], id,
-                                         e.idlen);
+            rocksdb_writebatch_delete_cf(batch, s->cf[CF_ORDERS], id, e.idlen);
             /* Every audit key of id lies in [id 0x00, id 0x01). */
             memcpy(akey, id, e.idlen);
             akey[e.idlen] = '\0';
             memcpy(aend, id, e.idlen);
             aend[e.idlen] = '\1';
-            rocksdb_writebatch_delete_range_cf(s->batch, s->cf[CF_AUDIT], akey,
+            rocksdb_writebatch_delete_range_cf(batch, s->cf[CF_AUDIT], akey,
                                                e.idlen + 1, aend, e.idlen + 1);
         }
     }
@@ -630,7 +655,12 @@ store_thread(void *arg)
 
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (s->q.count == 0 && !s->stop) {
+        /* With inline commit the loop writes the groups; the thread takes
+           them only while writes fail (and at close). */
+        while (!s->stop && (s->q.count == 0 ||
+                            (s->opt.inline_commit && atomic_load(&s->ok)))) {
+            if (atomic_exchange(&s->unsynced, false))
+                dirty = true;
             s->sleeping = true;
             if (dirty && s->opt.durability == STORE_BATCH) {
                 uint64_t due = last_sync + period;
@@ -660,6 +690,15 @@ store_thread(void *arg)
             pthread_cond_wait(&s->unheld, &s->mu);
         }
         s->held_waiting = false;
+        /* One writer at a time, so that durable only moves forward. */
+        while (s->writing) {
+            s->writer_waiting = true;
+            pthread_cond_wait(&s->work, &s->mu);
+        }
+        s->writer_waiting = false;
+        if (atomic_exchange(&s->unsynced, false))
+            dirty = true;
+        s->writing = s->q.count > 0;
         struct qbuf taken = s->q;
         s->q = s->spare;
         s->spare = taken;
@@ -669,8 +708,11 @@ store_thread(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         if (taken.count > 0) {
-            build_batch(s, &taken);
+            build_batch(s, s->batch, &taken);
             bool ok = commit(s, synced_mode);
+            pthread_mutex_lock(&s->mu);
+            s->writing = false;
+            pthread_mutex_unlock(&s->mu);
             if (ok) {
                 atomic_store(&s->durable, last);
                 dirty = !synced_mode;
@@ -680,17 +722,7 @@ store_thread(void *arg)
                         "(tickets up to %" PRIu64 ")\n",
                         taken.count, last);
             }
-            pthread_mutex_lock(&s->stat_mu);
-            s->st.groups++;
-            s->st.records += taken.count;
-            if (taken.count > s->st.max_group)
-                s->st.max_group = taken.count;
-            size_t b = 0;
-            while (b + 1 < STORE_GROUP_BUCKETS &&
-                   ((size_t)1 << b) < taken.count)
-                b++;
-            s->st.group_sizes[b]++;
-            pthread_mutex_unlock(&s->stat_mu);
+            note_group(s, taken.count);
             s->spare.len = 0;
             s->spare.count = 0;
             /* Do not keep a burst's buffer for ever. */
@@ -736,8 +768,11 @@ store_free(struct store *s)
     options_destroy(s);
     if (s->batch != NULL)
         rocksdb_writebatch_destroy(s->batch);
+    if (s->ibatch != NULL)
+        rocksdb_writebatch_destroy(s->ibatch);
     free(s->q.p);
     free(s->spare.p);
+    free(s->inl.p);
     free(s->scratch);
     free(s->dir);
     free(s);
@@ -767,6 +802,7 @@ store_open(const char *dir, const struct store_options *opt, char *err,
 
     options_create(s);
     s->batch = rocksdb_writebatch_create();
+    s->ibatch = rocksdb_writebatch_create();
     char *rerr = NULL;
     if (db_open_handles(s, false, &rerr) != 0) {
         set_err(err, errlen, "store %s: %s", dir, rerr);
@@ -888,7 +924,9 @@ enqueue(struct store *s, uint32_t op, const char *id, size_t idlen,
     atomic_store(&s->queued, s->q.count);
     uint64_t ticket = atomic_load(&s->submitted) + 1;
     atomic_store(&s->submitted, ticket);
-    if (s->sleeping)
+    /* Inline commit: the loop writes the group before it sleeps, unless
+       the store is failing (the thread retries). */
+    if (s->sleeping && (!s->opt.inline_commit || !atomic_load(&s->ok)))
         pthread_cond_signal(&s->work);
     pthread_mutex_unlock(&s->mu);
     return ticket;
@@ -1031,8 +1069,8 @@ store_meta_get(struct store *s, const char *key, char *buf, size_t cap,
     rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
     char *rerr = NULL;
     size_t vlen = 0;
-    char *v = rocksdb_get_cf(s->db, ro, s->cf[CF_META], key, strlen(key),
-                             &vlen, &rerr);
+    char *v = rocksdb_get_cf(s->db, ro, s->cf[CF_META], key, strlen(key), &vlen,
+                             &rerr);
     rocksdb_readoptions_destroy(ro);
     pthread_rwlock_unlock(&s->dblock);
     if (rerr) {
@@ -1046,6 +1084,75 @@ store_meta_get(struct store *s, const char *key, char *buf, size_t cap,
     memcpy(buf, v, vlen < cap ? vlen : cap);
     rocksdb_free(v);
     return 0;
+}
+
+int
+store_commit_inline(struct store *s)
+{
+    if (!s->opt.inline_commit)
+        return 0;
+    pthread_mutex_lock(&s->mu);
+    if (s->q.count == 0 || s->writing || s->held > 0 || s->stop ||
+        !atomic_load(&s->ok)) {
+        pthread_mutex_unlock(&s->mu);
+        return 0;
+    }
+    struct qbuf taken = s->q;
+    s->q = s->inl;
+    s->inl = taken;
+    s->writing = true;
+    atomic_store(&s->queued, 0);
+    uint64_t last = atomic_load(&s->submitted);
+    pthread_mutex_unlock(&s->mu);
+
+    bool sync = s->opt.durability == STORE_SYNC;
+    build_batch(s, s->ibatch, &s->inl);
+    uint64_t t0 = now_us();
+    pthread_rwlock_rdlock(&s->dblock);
+    char *err = s->db != NULL && !s->db_readonly
+                    ? write_once(s, s->ibatch, sync)
+                    : NULL;
+    bool wrote = s->db != NULL && !s->db_readonly;
+    pthread_rwlock_unlock(&s->dblock);
+    bool ok = wrote && err == NULL;
+    if (ok) {
+        if (sync)
+            note_sync(s, now_us() - t0);
+        else if (s->opt.durability == STORE_BATCH &&
+                 !atomic_exchange(&s->unsynced, true)) {
+            pthread_mutex_lock(&s->mu);
+            if (s->sleeping)
+                pthread_cond_signal(&s->work); /* to sync within batch_ms */
+            pthread_mutex_unlock(&s->mu);
+        }
+        note_group(s, s->inl.count);
+        atomic_store(&s->durable, last);
+    } else {
+        set_failing(s, err != NULL ? err : "no writable database");
+        rocksdb_free(err);
+    }
+    pthread_mutex_lock(&s->mu);
+    s->writing = false;
+    if (!ok) {
+        /* The thread writes this group, with retries: it goes back to the
+           queue ahead of anything queued since (nothing can be: only this
+           thread queues). */
+        struct qbuf back = s->q;
+        s->q = s->inl;
+        s->inl = back;
+        atomic_store(&s->queued, s->q.count);
+    }
+    if (!ok || s->writer_waiting)
+        pthread_cond_signal(&s->work);
+    pthread_mutex_unlock(&s->mu);
+    s->inl.len = 0;
+    s->inl.count = 0;
+    if (s->inl.cap > ((size_t)64 << 20)) {
+        free(s->inl.p);
+        s->inl.p = NULL;
+        s->inl.cap = 0;
+    }
+    return ok ? 1 : -1;
 }
 
 bool

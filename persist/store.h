@@ -42,6 +42,12 @@ struct store_options {
        advances or the health changes.  Must be thread-safe and quick. */
     void (*wake)(void *arg);
     void *wake_arg;
+    /* Groups are written by the loop itself, in store_commit_inline()
+       before it waits for events (as Redis writes its AOF before it
+       sleeps), instead of by the persistence thread; the thread still
+       syncs batch mode every batch_ms and takes over the retries while
+       writes fail. */
+    bool inline_commit;
 };
 
 /* One audit trail entry: time, actor, action, old and new state, and the
@@ -152,6 +158,12 @@ int store_meta_get(struct store *s, const char *key, char *buf, size_t cap,
    true, the next group the thread writes wakes the loop (opt.wake) in every
    mode, so a caller that stopped for room hears when there is some. */
 bool store_busy(struct store *s);
+/* With opt.inline_commit: write (and in sync mode sync) everything queued
+   as one group, on the calling (loop) thread.  1 when the durable ticket
+   advanced, 0 when there was nothing to do (or the thread is writing), -1
+   when the write failed: the store is failing and the thread retries the
+   group.  Never between store_group_begin and store_group_end. */
+int store_commit_inline(struct store *s);
 
 /* Highest ticket that is durable under the store's mode.  Any thread. */
 uint64_t store_durable(struct store *s);

@@ -540,12 +540,17 @@ on_wake(void *arg)
     pthread_mutex_unlock(&w->mu);
 }
 
+/* Stores opened while this is set write their groups on the caller's
+   thread (store_commit_inline), as the daemon's loop does. */
+static bool inline_mode;
+
 static struct store *
 open_store(const char *dir, int durability)
 {
     struct store_options opt;
     store_options_default(&opt);
     opt.durability = durability;
+    opt.inline_commit = inline_mode;
     opt.wake = on_wake;
     opt.wake_arg = &waker;
     char err[512] = "";
@@ -897,6 +902,83 @@ Test(store, batch_mode_syncs_without_close)
     }
     cr_assert_gt(st.syncs, 0);
     order_free(o);
+    store_close(s);
+}
+
+Test(store, inline_commit_is_the_callers_write)
+{
+    inline_mode = true;
+    struct store *s = open_store(path_in("db"), STORE_SYNC);
+    cr_assert_eq(store_commit_inline(s), 0, "nothing queued");
+    struct order *o[10];
+    uint64_t last = 0;
+    for (int i = 0; i < 10; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "I%02d", i);
+        o[i] = make_order(id, (unsigned)i, 1, 8, false);
+        o[i]->audit_n = 0;
+        last = put_with_entry(s, o[i]);
+    }
+    /* The thread leaves them to the caller. */
+    usleep(50000);
+    cr_assert_lt(store_durable(s), last);
+    cr_assert_eq(store_commit_inline(s), 1);
+    cr_assert_eq(store_durable(s), last, "durable when it returns");
+    cr_assert_eq(store_commit_inline(s), 0);
+    struct store_stats st;
+    store_stats(s, &st);
+    cr_assert_eq(st.groups, 1);
+    cr_assert_eq(st.records, 10);
+    cr_assert_eq(st.syncs, 1);
+    store_close(s);
+    inline_mode = false;
+
+    s = open_store(path_in("db"), STORE_SYNC);
+    struct loaded *l = malloc(sizeof *l);
+    load_all(s, l);
+    cr_assert_eq(l->n, 10);
+    for (int i = 0; i < 10; i++) {
+        assert_order_eq(l->o[i], o[i]);
+        order_free(o[i]);
+    }
+    loaded_free(l);
+    free(l);
+    store_close(s);
+}
+
+/* Batch mode: the caller writes, the thread still syncs within batch_ms;
+   and what is queued at close is written by the close. */
+Test(store, inline_commit_batch_syncs_and_close_writes)
+{
+    inline_mode = true;
+    struct store *s = open_store(path_in("db"), STORE_BATCH);
+    struct order *a = make_order("A", 1, 1, 8, false);
+    struct order *b = make_order("B", 2, 1, 8, false);
+    uint64_t t = store_put(s, a, NULL);
+    cr_assert_eq(store_commit_inline(s), 1);
+    cr_assert_geq(store_durable(s), t);
+    struct store_stats st;
+    for (int i = 0; i < 6000; i++) {
+        store_stats(s, &st);
+        if (st.syncs > 0)
+            break;
+        usleep(10000);
+    }
+    cr_assert_gt(st.syncs, 0, "the thread synced the inline write");
+    store_put(s, b, NULL); /* left for store_close */
+    store_close(s);
+    inline_mode = false;
+
+    s = open_store(path_in("db"), STORE_SYNC);
+    struct loaded *l = malloc(sizeof *l);
+    load_all(s, l);
+    cr_assert_eq(l->n, 2);
+    assert_order_eq(l->o[0], a);
+    assert_order_eq(l->o[1], b);
+    loaded_free(l);
+    free(l);
+    order_free(a);
+    order_free(b);
     store_close(s);
 }
 
@@ -1256,15 +1338,27 @@ wait_health(struct store *s, bool want)
     return false;
 }
 
-Test(full, disk_full_then_space_again)
+/* What the loop does before it sleeps, in inline mode. */
+static void
+commit_now(struct store *s)
 {
+    if (inline_mode)
+        (void)store_commit_inline(s);
+}
+
+static void
+disk_full_then_space_again(bool inl)
+{
+    inline_mode = inl;
     mount_small_tmpfs("size=4m");
     char dir[400];
     snprintf(dir, sizeof dir, "%s/db", mnt);
     struct store *s = open_store(dir, STORE_SYNC);
     struct order *keep = make_order("keep", 1, 1, 10, false);
     keep->audit_n = 0;
-    wait_durable(s, put_with_entry(s, keep));
+    uint64_t t0 = put_with_entry(s, keep);
+    commit_now(s);
+    wait_durable(s, t0);
 
     /* Large incompressible records, one at a time, until a write fails. */
     static struct order *big[400];
@@ -1280,6 +1374,7 @@ Test(full, disk_full_then_space_again)
         cr_assert_gt(t, 0);
         nbig++;
         last = t;
+        commit_now(s); /* a failure hands the group to the thread */
         for (int i = 0; i < 6000 && store_durable(s) < t; i++) {
             if (!store_ok(s, NULL, 0))
                 break;
@@ -1325,6 +1420,7 @@ Test(full, disk_full_then_space_again)
     wait_durable(s, last);
     uint64_t t = store_put(s, late, NULL);
     cr_assert_gt(t, last);
+    commit_now(s);
     wait_durable(s, t);
     store_close(s);
 
@@ -1350,6 +1446,19 @@ Test(full, disk_full_then_space_again)
     cr_assert_eq(count_files(dir, ".dbtmp"), 0);
     cr_assert_eq(umount2(mnt, 0), 0, "umount: %s", strerror(errno));
     mnt[0] = '\0';
+    inline_mode = false;
+}
+
+Test(full, disk_full_then_space_again)
+{
+    disk_full_then_space_again(false);
+}
+
+/* The loop writes the groups; the failed one goes to the thread, which
+   retries it until the disk has room, and the loop writes again after. */
+Test(full, disk_full_then_space_again_inline)
+{
+    disk_full_then_space_again(true);
 }
 
 Test(full, close_while_full_gives_up)
