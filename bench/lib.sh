@@ -105,13 +105,16 @@ bench_launch() {
 bench_stop() {
     local sig=${1:-TERM} secs=${2:-5} i
     [ -n "$SERVER_PID" ] || return 0
-    kill "-$sig" "$SERVER_PID" 2>/dev/null || true
-    for i in $(seq $((secs * 10))); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
+    # (bash's "Killed" notice of the reaped job goes to /dev/null too)
+    {
+        kill "-$sig" "$SERVER_PID" || true
+        for i in $(seq $((secs * 10))); do
+            kill -0 "$SERVER_PID" || break
+            sleep 0.1
+        done
+        kill -9 "$SERVER_PID" || true
+        wait "$SERVER_PID" || true
+    } 2>/dev/null
     SERVER_PID=
 }
 
