@@ -18,6 +18,50 @@
  *               class order is strict but deadlines within a class are
  *               only ordered to the minute (FIFO inside one minute)
  *
+ * With --redis-mode lease, Redis gets a lease like the other two: NEXT is
+ * EVALSHA of a script (SCRIPT LOAD once per run) that does ZPOPMIN q and
+ * ZADD leased (now + lease ms) member, atomically; the outbound is
+ * ZREM leased member (1 = first acknowledgement, 0 = already), with no
+ * SADD.  The script does not block: on an empty queue the picker sleeps
+ * --poll-ms and tries again until --block-ms is spent (the NEXT latency
+ * includes that wait, as it includes a blocking wait elsewhere).  Nothing
+ * expires the leased set: it records who holds what, as dispatchd does,
+ * but no reaper runs in this benchmark.
+ *
+ * --payload B gives every order B bytes of payload (alphanumerics from a
+ * hash of seed and k, so nothing compresses them away): dispatchd gets an
+ * ATTR payload of B bytes, Redis's member is "id payload" (the id, a
+ * space, B bytes: the member is what a sorted set stores per entry) and
+ * beanstalkd's job body is "id payload" too.
+ *
+ * Modes beside the default (producers and pickers at once):
+ *
+ *   --pickers 0      push only: the producers push --orders and stop.  The
+ *                    "shipped exactly once" check does not apply and is
+ *                    reported as skipped; every push must still be
+ *                    acknowledged.  The rate is pushes acknowledged per
+ *                    second, first push sent to last acknowledgement.
+ *   --prefill        push every order first (pickers not started), then
+ *                    start the pickers and time only the drain: orders
+ *                    shipped per second from the pickers' start to the
+ *                    last outbound acknowledgement.  Every check applies.
+ *   --producers 0    pop only, with --run-tag T and --orders N: pick and
+ *                    ship N orders that an earlier run with the same tag
+ *                    (and seed and mix) pushed, e.g. before a restart.
+ *                    Checks: each picked order shipped exactly once, N
+ *                    shipped, one holder at a time, and urgency: all were
+ *                    queued before the first NEXT, so a pick P passes a
+ *                    more urgent X iff X's NEXT was sent after P's reply
+ *                    was read (the rule below with every ack at the start,
+ *                    over the orders this run picked).
+ *   --run-tag T      use T instead of a random run tag, so that ids, the
+ *                    warehouse, the Redis keys and the tube are those of
+ *                    an earlier run.
+ *
+ * The JSON output of these modes (and of --payload and --redis-mode) has
+ * a "throughput" object saying what it counts; without them the output is
+ * as it always was.
+ *
  * The workload is a pure function of --seed and the order's index k: its
  * class and deadline jitter come from a hash of (seed, k), so two runs
  * with the same options push the same orders whatever the interleaving.
@@ -100,6 +144,8 @@
 #define LG_IO_TIMEOUT_MS 60000
 #define LG_SURGE_DAYS_MAX 16
 #define LG_ID_MAX 64
+#define LG_PAYLOAD_MAX 1024 /* dispatchd's largest attribute value */
+#define LG_MEMBER_MAX (LG_ID_MAX + 1 + LG_PAYLOAD_MAX)
 
 #define NS_PER_MS INT64_C(1000000)
 #define NS_PER_S INT64_C(1000000000)
@@ -108,6 +154,14 @@
 enum lg_target { LG_DISPATCHD, LG_REDIS, LG_BEANSTALKD };
 
 enum lg_proto { LG_RESP, LG_BINARY }; /* dispatchd only */
+
+enum lg_redis_mode { LG_BZPOPMIN, LG_LEASE }; /* redis only */
+
+/* What the run does (see the top of the file). */
+enum lg_mode { LG_MIXED, LG_PUSH_ONLY, LG_PREFILL, LG_POP_ONLY };
+
+static const char *const lg_mode_names[] = {"mixed", "push-only", "prefill",
+                                            "pop-only"};
 
 enum lg_cmd { CMD_PUSH, CMD_NEXT, CMD_SHIP, CMD_COUNT };
 
@@ -130,7 +184,17 @@ static const char *const lg_cmd_peer[][CMD_COUNT] = {
     {"PUSH", "NEXT", "OUTBOUND"},
     {"ZADD", "BZPOPMIN", "SADD"},
     {"put", "reserve", "delete"},
+    {"ZADD", "EVALSHA", "ZREM"}, /* redis, --redis-mode lease */
 };
+#define LG_PEER_LEASE 3
+
+/* --redis-mode lease: KEYS[1] the queue, KEYS[2] the leased set, ARGV[1]
+   the lease's expiry (wall ms).  The popped member, or nil. */
+static const char lg_lease_script[] =
+    "local m = redis.call('ZPOPMIN', KEYS[1]) "
+    "if #m == 0 then return false end "
+    "redis.call('ZADD', KEYS[2], ARGV[1], m[1]) "
+    "return m[1]";
 /* The story's deadline per class, from the push. */
 static const int64_t lg_window_ms[LG_NCLASS] = {2 * MS_PER_H, 4 * MS_PER_H,
                                                 24 * MS_PER_H, 72 * MS_PER_H};
@@ -325,6 +389,13 @@ struct lg_opts {
     bool json;
     bool quiet;
     uint64_t seed;
+    enum lg_redis_mode redis_mode;
+    double poll_ms; /* --redis-mode lease: sleep between empty polls */
+    size_t payload; /* bytes per order, 0 = none */
+    bool prefill;
+    const char *run_tag; /* NULL: random */
+    enum lg_mode mode;   /* derived from pickers, producers, prefill */
+    bool extended;       /* a new option given: JSON says "throughput" */
 };
 
 static void
@@ -336,9 +407,11 @@ lg_usage(FILE *f)
         "  --proto P           dispatchd: resp or binary (resp)\n"
         "  --host H            server address (127.0.0.1)\n"
         "  --port P            7420, 6379 or 11300 by target\n"
-        "  --producers P       pushing connections (8)\n"
-        "  --pickers C         picking connections (8)\n"
-        "  --orders N          orders to push (20000 without --duration)\n"
+        "  --producers P       pushing connections (8); 0 = pop only:\n"
+        "                      pick N orders of an earlier run (--run-tag)\n"
+        "  --pickers C         picking connections (8); 0 = push only\n"
+        "  --orders N          orders to push (20000 without --duration);\n"
+        "                      with --producers 0, orders to pick\n"
         "  --duration S        push for S seconds instead\n"
         "  --rate R            orders/s in total; 0 = at once (0)\n"
         "  --pipeline D        pushes in flight per producer (1)\n"
@@ -356,6 +429,14 @@ lg_usage(FILE *f)
         "  --drain-ms MS       after the last push, give up when\n"
         "                      nothing shipped for MS (10000)\n"
         "  --warehouse W       dispatchd warehouse (one per run)\n"
+        "  --payload B         B bytes of payload per order (0)\n"
+        "  --prefill           push every order first, then start the\n"
+        "                      pickers and time the drain\n"
+        "  --run-tag T         the run tag (1-8 of [0-9a-z]; random):\n"
+        "                      the ids and keys of an earlier run\n"
+        "  --redis-mode M      bzpopmin, or lease: a Lua ZPOPMIN + ZADD\n"
+        "                      leased and a ZREM ack (bzpopmin)\n"
+        "  --poll-ms MS        lease mode: sleep between empty pops (1)\n"
         "  --seed S            workload seed (1)\n"
         "  --json              one JSON object on stdout\n"
         "  --quiet             no progress line on stderr\n"
@@ -464,6 +545,11 @@ lg_parse_opts(struct lg_opts *o, int argc, char **argv)
         O_TF,
         O_DRAIN,
         O_WH,
+        O_PAYLOAD,
+        O_PREFILL,
+        O_RUN_TAG,
+        O_REDIS_MODE,
+        O_POLL,
         O_SEED,
         O_JSON,
         O_QUIET,
@@ -489,6 +575,11 @@ lg_parse_opts(struct lg_opts *o, int argc, char **argv)
         {"time-factor", required_argument, NULL, O_TF},
         {"drain-ms", required_argument, NULL, O_DRAIN},
         {"warehouse", required_argument, NULL, O_WH},
+        {"payload", required_argument, NULL, O_PAYLOAD},
+        {"prefill", no_argument, NULL, O_PREFILL},
+        {"run-tag", required_argument, NULL, O_RUN_TAG},
+        {"redis-mode", required_argument, NULL, O_REDIS_MODE},
+        {"poll-ms", required_argument, NULL, O_POLL},
         {"seed", required_argument, NULL, O_SEED},
         {"json", no_argument, NULL, O_JSON},
         {"quiet", no_argument, NULL, O_QUIET},
@@ -509,7 +600,8 @@ lg_parse_opts(struct lg_opts *o, int argc, char **argv)
     o->block_ms = 100;
     o->drain_ms = 10000;
     o->seed = 1;
-    bool tf_set = false;
+    o->poll_ms = 1;
+    bool tf_set = false, redis_mode_set = false;
 
     int c;
     while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
@@ -540,11 +632,11 @@ lg_parse_opts(struct lg_opts *o, int argc, char **argv)
             break;
         case O_PRODUCERS:
             o->producers =
-                (int)lg_parse_u64("--producers", optarg, 1, LG_THREADS_MAX);
+                (int)lg_parse_u64("--producers", optarg, 0, LG_THREADS_MAX);
             break;
         case O_PICKERS:
             o->pickers =
-                (int)lg_parse_u64("--pickers", optarg, 1, LG_THREADS_MAX);
+                (int)lg_parse_u64("--pickers", optarg, 0, LG_THREADS_MAX);
             break;
         case O_ORDERS:
             o->orders = lg_parse_u64("--orders", optarg, 1, UINT64_C(1) << 36);
@@ -605,6 +697,37 @@ lg_parse_opts(struct lg_opts *o, int argc, char **argv)
                 lg_die("--warehouse: 1..64 bytes");
             o->warehouse = optarg;
             break;
+        case O_PAYLOAD:
+            o->payload =
+                (size_t)lg_parse_u64("--payload", optarg, 0, LG_PAYLOAD_MAX);
+            o->extended = true;
+            break;
+        case O_PREFILL:
+            o->prefill = true;
+            o->extended = true;
+            break;
+        case O_RUN_TAG:
+            if (strlen(optarg) == 0 || strlen(optarg) > 8 ||
+                optarg[strspn(optarg,
+                              "0123456789abcdefghijklmnopqrstuvwxyz")] != '\0')
+                lg_die("--run-tag: 1 to 8 of 0-9 and a-z, not '%s'", optarg);
+            o->run_tag = optarg;
+            o->extended = true;
+            break;
+        case O_REDIS_MODE:
+            if (strcmp(optarg, "bzpopmin") == 0)
+                o->redis_mode = LG_BZPOPMIN;
+            else if (strcmp(optarg, "lease") == 0)
+                o->redis_mode = LG_LEASE;
+            else
+                lg_die("--redis-mode: unknown '%s' (bzpopmin or lease)",
+                       optarg);
+            redis_mode_set = true;
+            o->extended = true;
+            break;
+        case O_POLL:
+            o->poll_ms = lg_parse_double("--poll-ms", optarg, 0.01, 1000);
+            break;
         case O_SEED:
             o->seed = lg_parse_u64("--seed", optarg, 0, UINT64_MAX);
             break;
@@ -626,6 +749,30 @@ lg_parse_opts(struct lg_opts *o, int argc, char **argv)
         lg_die("unexpected argument '%s' (see --help)", argv[optind]);
     if (o->proto == LG_BINARY && o->target != LG_DISPATCHD)
         lg_die("--proto binary: only with --target dispatchd");
+    if (redis_mode_set && o->target != LG_REDIS)
+        lg_die("--redis-mode: only with --target redis");
+    if (o->producers == 0 && o->pickers == 0)
+        lg_die("--producers 0 and --pickers 0: nothing to do");
+    if (o->pickers == 0 || o->producers == 0)
+        o->extended = true;
+    if (o->prefill && (o->producers == 0 || o->pickers == 0))
+        lg_die("--prefill needs producers and pickers");
+    if (o->producers == 0) {
+        if (o->run_tag == NULL)
+            lg_die("--producers 0 picks the orders of an earlier run: give "
+                   "its --run-tag");
+        if (o->orders == 0 || o->duration_s != 0 || o->rate != 0 ||
+            o->surge_days > 0)
+            lg_die("--producers 0: give --orders N (orders to pick), and no "
+                   "--duration, --rate or --surge");
+        if (o->warehouse != NULL)
+            lg_die("--producers 0: the warehouse is the run tag's; drop "
+                   "--warehouse");
+    }
+    o->mode = o->pickers == 0     ? LG_PUSH_ONLY
+              : o->producers == 0 ? LG_POP_ONLY
+              : o->prefill        ? LG_PREFILL
+                                  : LG_MIXED;
     if (o->port == 0)
         o->port = o->target == LG_DISPATCHD ? 7420
                   : o->target == LG_REDIS   ? 6379
@@ -678,8 +825,10 @@ struct lg_run {
     size_t prefix_len;
     char warehouse[72];         /* dispatchd */
     char qkey[48], shipkey[48]; /* redis */
+    char leasekey[48], sha[48]; /* redis, --redis-mode lease */
     char tube[48];              /* beanstalkd */
     int64_t start_ns, end_ns;   /* end_ns: push deadline with --duration */
+    int64_t drain_ns;           /* --prefill: the pickers' start */
     uint64_t limit;             /* orders to push (UINT64_MAX: by duration) */
 
     struct lg_order *_Atomic chunks[LG_CHUNKS_MAX];
@@ -690,6 +839,8 @@ struct lg_run {
     atomic_int producers_left;
     atomic_int stop_producers, stop_pickers;
     atomic_int_fast64_t last_ship_ns;
+    atomic_uint_fast64_t max_k;  /* --producers 0: largest k picked + 1 */
+    atomic_uint_fast64_t claims; /* --producers 0: NEXTs sent or served */
 
     pthread_mutex_t fail_mu;
     char fail_msg[256]; /* first request failure */
@@ -796,6 +947,32 @@ run_parse_id(const struct lg_run *r, const char *id, size_t len)
         k = k * 10 + (uint64_t)(id[i] - '0');
     }
     return (int64_t)k;
+}
+
+/* The payload of order k: o.payload alphanumerics (and '-', '_') from a
+   hash of (seed, k), NUL-terminated; buf holds LG_PAYLOAD_MAX + 1. */
+static void
+run_payload(const struct lg_run *r, uint64_t k, char *buf)
+{
+    static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuv"
+                              "wxyz0123456789-_";
+    uint64_t h = lg_mix(r->o.seed ^ lg_mix(k ^ UINT64_C(0x5bd1e995)));
+    size_t n = r->o.payload;
+    for (size_t i = 0; i < n; i++) {
+        if (i % 10 == 0)
+            h = lg_mix(h);
+        buf[i] = abc[(h >> (6 * (i % 10))) & 63];
+    }
+    buf[n] = '\0';
+}
+
+/* The id at the start of a Redis member or a beanstalkd body: up to the
+   first space ("id payload"), or all of it. */
+static size_t
+member_id_len(const char *s, size_t len)
+{
+    const char *sp = memchr(s, ' ', len);
+    return sp == NULL ? len : (size_t)(sp - s);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1121,34 +1298,52 @@ static void
 push_append(struct lg_conn *c, const struct lg_run *r, uint64_t k, int cls,
             int64_t deadline)
 {
-    char id[LG_ID_MAX + 1];
-    int idlen = snprintf(id, sizeof(id), "%s%" PRIu64, r->prefix, k);
+    char id[LG_MEMBER_MAX + 1], payload[LG_PAYLOAD_MAX + 1];
+    int idlen = snprintf(id, LG_ID_MAX + 1, "%s%" PRIu64, r->prefix, k);
+    size_t plen = r->o.payload;
+    /* Redis's member and beanstalkd's body: "id payload". */
+    size_t mlen = (size_t)idlen;
+    if (plen > 0) {
+        run_payload(r, k, payload);
+        if (c->t != LG_DISPATCHD) {
+            id[idlen] = ' ';
+            memcpy(id + idlen + 1, payload, plen + 1);
+            mlen += 1 + plen;
+        }
+    }
     if (c->t == LG_BEANSTALKD) {
         uint64_t minutes = (uint64_t)(deadline / 60000);
         uint64_t mask = (UINT64_C(1) << 30) - 1;
         uint32_t pri =
             ((uint32_t)cls << 30) | (uint32_t)(minutes > mask ? mask : minutes);
-        bs_append(&c->bs, "put %" PRIu32 " 0 %d %d\r\n%s\r\n", pri,
-                  r->o.lease_s, idlen, id);
+        bs_append(&c->bs, "put %" PRIu32 " 0 %d %zu\r\n%s\r\n", pri,
+                  r->o.lease_s, mlen, id);
         return;
     }
-    const char *argv[16];
-    size_t argl[16];
+    const char *argv[24];
+    size_t argl[24];
     int n = 0;
     char num[32], cust[32], asn[LG_ID_MAX + 8], ta[48];
     if (c->dc != NULL) {
         snprintf(cust, sizeof(cust), "C%03" PRIu64, k % 500);
-        snprintf(asn, sizeof(asn), "ASN-%s", id);
+        snprintf(asn, sizeof(asn), "ASN-%.64s", id);
         snprintf(ta, sizeof(ta), "TA-%" PRIu64, k % 17);
-        const struct dc_kv attrs[] = {{"asn_number", asn},
-                                      {"tech_agreement", ta}};
+        const struct dc_kv asn_attrs[] = {
+            {"asn_number", asn}, {"tech_agreement", ta}, {"payload", payload}};
+        const struct dc_kv *attrs = asn_attrs;
+        size_t nattrs = cls == 0 ? 2 : 0;
+        if (plen > 0) {
+            if (nattrs == 0)
+                attrs = &asn_attrs[2];
+            nattrs++;
+        }
         struct dc_push_args a = {.id = id,
                                  .cls = cls, /* lg_class_names = wire */
                                  .approved = true,
                                  .deadline = deadline,
                                  .warehouse = r->warehouse,
                                  .customer = cust,
-                                 .nattrs = cls == 0 ? 2 : 0,
+                                 .nattrs = nattrs,
                                  .attrs = attrs};
         if (dc_q_push(c->dc, &a) == 0)
             lg_die("dc_q_push %s: cannot encode", id);
@@ -1175,7 +1370,7 @@ push_append(struct lg_conn *c, const struct lg_run *r, uint64_t k, int cls,
         ARG("CUSTOMER");
         ARG(cust);
         if (cls == 0) {
-            snprintf(asn, sizeof(asn), "ASN-%s", id);
+            snprintf(asn, sizeof(asn), "ASN-%.64s", id);
             snprintf(ta, sizeof(ta), "TA-%" PRIu64, k % 17);
             ARG("ATTR");
             ARG("asn_number");
@@ -1183,6 +1378,11 @@ push_append(struct lg_conn *c, const struct lg_run *r, uint64_t k, int cls,
             ARG("ATTR");
             ARG("tech_agreement");
             ARG(ta);
+        }
+        if (plen > 0) {
+            ARG("ATTR");
+            ARG("payload");
+            ARG(payload);
         }
         ARG("APPROVED");
     }
@@ -1275,12 +1475,80 @@ copy_id(char *id, size_t idcap, const char *s, size_t len)
     id[len] = '\0';
 }
 
-/* Blocking pop of the next order: id (and beanstalkd's job id). */
+/* What a NEXT handed out. */
+struct lg_pick {
+    char id[LG_ID_MAX + 1];
+    char member[LG_MEMBER_MAX + 1]; /* redis lease: the whole member */
+    size_t mlen;
+    uint64_t job;   /* beanstalkd */
+    uint64_t polls; /* redis lease: empty pops before this one */
+};
+
+/* A Redis member or beanstalkd body: the id is up to its first space. */
+static void
+pick_member(struct lg_pick *p, const char *s, size_t len)
+{
+    copy_id(p->id, sizeof(p->id), s, member_id_len(s, len));
+    if (len > LG_MEMBER_MAX)
+        len = LG_MEMBER_MAX;
+    memcpy(p->member, s, len);
+    p->member[len] = '\0';
+    p->mlen = len;
+}
+
+/* --redis-mode lease: EVALSHA the pop-and-lease script, polling every
+   --poll-ms while the queue is empty, for --block-ms at most. */
 static enum lg_res
-next_call(struct lg_conn *c, const struct lg_run *r, int picker, char *id,
-          size_t idcap, uint64_t *job, char *err, size_t errlen)
+next_lease(struct lg_conn *c, const struct lg_run *r, struct lg_pick *p,
+           char *err, size_t errlen)
 {
     const struct lg_opts *o = &r->o;
+    int64_t until = lg_mono_ns() + (int64_t)o->block_ms * NS_PER_MS;
+    for (;;) {
+        char expiry[32];
+        snprintf(expiry, sizeof(expiry), "%" PRId64,
+                 lg_wall_ms() + (int64_t)o->lease_s * 1000);
+        const char *argv[] = {"EVALSHA", r->sha,      "2",
+                              r->qkey,   r->leasekey, expiry};
+        size_t argl[6];
+        for (int i = 0; i < 6; i++)
+            argl[i] = strlen(argv[i]);
+        redisReply *rep = redisCommandArgv(c->rc, 6, argv, argl);
+        if (rep == NULL)
+            return conn_ioerr(c, err, errlen);
+        enum lg_res res = LG_SRVERR;
+        if (rep->type == REDIS_REPLY_STRING) {
+            pick_member(p, rep->str, rep->len);
+            res = LG_GOT;
+        } else if (rep->type == REDIS_REPLY_NIL) {
+            res = LG_EMPTY;
+        } else if (rep->type == REDIS_REPLY_ERROR) {
+            snprintf(err, errlen, "EVALSHA: %s", rep->str);
+        } else {
+            snprintf(err, errlen, "EVALSHA: unexpected reply type %d",
+                     rep->type);
+        }
+        freeReplyObject(rep);
+        if (res != LG_EMPTY)
+            return res;
+        int64_t now = lg_mono_ns();
+        if (now >= until)
+            return LG_EMPTY;
+        p->polls++;
+        int64_t nap = (int64_t)(o->poll_ms * NS_PER_MS);
+        lg_sleep_ns(now + nap > until ? until - now : nap);
+    }
+}
+
+/* Blocking pop of the next order: its id (and beanstalkd's job id, and
+   Redis's whole member). */
+static enum lg_res
+next_call(struct lg_conn *c, const struct lg_run *r, int picker,
+          struct lg_pick *p, char *err, size_t errlen)
+{
+    const struct lg_opts *o = &r->o;
+    if (c->t == LG_REDIS && o->redis_mode == LG_LEASE)
+        return next_lease(c, r, p, err, errlen);
     if (c->t == LG_BEANSTALKD) {
         int secs = (o->block_ms + 999) / 1000;
         bs_append(&c->bs, "reserve-with-timeout %d\r\n", secs);
@@ -1301,8 +1569,8 @@ next_call(struct lg_conn *c, const struct lg_run *r, int picker, char *id,
         char *body = bs_body(&c->bs, bytes, err, errlen);
         if (body == NULL)
             return LG_IOERR;
-        copy_id(id, idcap, body, bytes);
-        *job = jid;
+        pick_member(p, body, bytes);
+        p->job = jid;
         return LG_GOT;
     }
     if (c->dc != NULL) {
@@ -1315,7 +1583,7 @@ next_call(struct lg_conn *c, const struct lg_run *r, int picker, char *id,
         if (res == LG_GOT) {
             const struct dc_field *f = dc_field_get(dc_order(&br), WIRE_TAG_ID);
             if (f != NULL) {
-                copy_id(id, idcap, f->s, f->len);
+                copy_id(p->id, sizeof(p->id), f->s, f->len);
             } else {
                 snprintf(err, errlen, "NEXT: reply has no id field");
                 res = LG_SRVERR;
@@ -1357,7 +1625,7 @@ next_call(struct lg_conn *c, const struct lg_run *r, int picker, char *id,
         res = strncmp(rep->str, "NOTFOUND", 8) == 0 ? LG_NOTFOUND : LG_SRVERR;
     } else if (rep->type == REDIS_REPLY_ARRAY && c->t == LG_REDIS) {
         if (rep->elements == 3 && rep->element[1]->type == REDIS_REPLY_STRING) {
-            copy_id(id, idcap, rep->element[1]->str, rep->element[1]->len);
+            pick_member(p, rep->element[1]->str, rep->element[1]->len);
             res = LG_GOT;
         } else {
             snprintf(err, errlen, "BZPOPMIN: unexpected reply shape");
@@ -1370,7 +1638,7 @@ next_call(struct lg_conn *c, const struct lg_run *r, int picker, char *id,
             redisReply *f = rep->element[i], *v = rep->element[i + 1];
             if (f->type == REDIS_REPLY_STRING && strcmp(f->str, "id") == 0 &&
                 v->type == REDIS_REPLY_STRING) {
-                copy_id(id, idcap, v->str, v->len);
+                copy_id(p->id, sizeof(p->id), v->str, v->len);
                 res = LG_GOT;
                 break;
             }
@@ -1384,11 +1652,14 @@ next_call(struct lg_conn *c, const struct lg_run *r, int picker, char *id,
     return res;
 }
 
-/* Confirm the outbound (redis: SADD shipped; beanstalkd: delete). */
+/* Confirm the outbound (redis: SADD shipped, or with a lease ZREM leased;
+   beanstalkd: delete). */
 static enum lg_res
-ship_call(struct lg_conn *c, const struct lg_run *r, int picker, const char *id,
-          uint64_t job, char *err, size_t errlen)
+ship_call(struct lg_conn *c, const struct lg_run *r, int picker,
+          const struct lg_pick *p, char *err, size_t errlen)
 {
+    const char *id = p->id;
+    uint64_t job = p->job;
     if (c->t == LG_BEANSTALKD) {
         bs_append(&c->bs, "delete %" PRIu64 "\r\n", job);
         if (bs_flush(&c->bs, err, errlen) != 0)
@@ -1420,7 +1691,11 @@ ship_call(struct lg_conn *c, const struct lg_run *r, int picker, const char *id,
         return res;
     }
     redisReply *rep;
-    if (c->t == LG_REDIS) {
+    if (c->t == LG_REDIS && r->o.redis_mode == LG_LEASE) {
+        const char *argv[] = {"ZREM", r->leasekey, p->member};
+        size_t argl[] = {4, strlen(r->leasekey), p->mlen};
+        rep = redisCommandArgv(c->rc, 3, argv, argl);
+    } else if (c->t == LG_REDIS) {
         const char *argv[] = {"SADD", r->shipkey, id};
         size_t argl[] = {4, strlen(r->shipkey), strlen(id)};
         rep = redisCommandArgv(c->rc, 3, argv, argl);
@@ -1539,6 +1814,8 @@ struct lg_worker {
     uint64_t errors[CMD_COUNT];
     int64_t first_ns[CMD_COUNT], last_ns[CMD_COUNT];
     uint64_t empty, notfound, already, foreign, dup_picks, double_holds;
+    uint64_t polls;      /* redis lease: empty pops retried */
+    struct lg_pick pick; /* pickers: the order in hand */
     char double_hold_id[LG_ID_MAX + 1];
 };
 
@@ -1653,13 +1930,25 @@ picker_main(void *arg)
 {
     struct lg_worker *w = arg;
     struct lg_run *r = w->run;
-    char id[LG_ID_MAX + 1], err[256];
+    struct lg_pick *p = &w->pick;
+    const char *id = p->id;
+    char err[256];
+    bool pop_only = r->o.mode == LG_POP_ONLY;
     while (!atomic_load(&r->stop_pickers)) {
-        uint64_t job = 0;
+        /* Pop only: exactly --orders NEXTs that got something. */
+        if (pop_only && atomic_fetch_add(&r->claims, 1) >= r->o.orders) {
+            atomic_fetch_sub(&r->claims, 1);
+            break;
+        }
+        p->job = 0;
+        p->mlen = 0;
+        p->polls = 0;
         int64_t s = lg_mono_ns();
-        enum lg_res res = next_call(&w->conn, r, w->idx, id, sizeof(id), &job,
-                                    err, sizeof(err));
+        enum lg_res res = next_call(&w->conn, r, w->idx, p, err, sizeof(err));
         int64_t t = lg_mono_ns();
+        w->polls += p->polls;
+        if (res != LG_GOT && pop_only)
+            atomic_fetch_sub(&r->claims, 1);
         if (res == LG_EMPTY) {
             w->empty++;
             continue;
@@ -1678,7 +1967,18 @@ picker_main(void *arg)
         worker_time(w, CMD_NEXT, s, t);
 
         int64_t k = run_parse_id(r, id, strlen(id));
-        struct lg_order *o = k < 0 ? NULL : run_order(r, (uint64_t)k);
+        struct lg_order *o = NULL;
+        if (k >= 0 && r->o.mode == LG_POP_ONLY) {
+            /* Pushed by an earlier run: its slot is made on first sight. */
+            o = run_order_make(r, (uint64_t)k);
+            uint_fast64_t m = atomic_load(&r->max_k);
+            while (
+                o != NULL && (uint64_t)k + 1 > m &&
+                !atomic_compare_exchange_weak(&r->max_k, &m, (uint64_t)k + 1))
+                ;
+        } else if (k >= 0) {
+            o = run_order(r, (uint64_t)k);
+        }
         bool held = false;
         if (o == NULL) {
             w->foreign++;
@@ -1700,7 +2000,7 @@ picker_main(void *arg)
         lg_sleep_ns(picker_pick_ns(w));
 
         s = lg_mono_ns();
-        res = ship_call(&w->conn, r, w->idx, id, job, err, sizeof(err));
+        res = ship_call(&w->conn, r, w->idx, p, err, sizeof(err));
         t = lg_mono_ns();
         if (res == LG_GOT || res == LG_ALREADY) {
             worker_time(w, CMD_SHIP, s, t);
@@ -1764,6 +2064,14 @@ struct lg_result {
     bool drained_out, interrupted, fatal;
     char fail_msg[256];
     bool ok;
+    /* The modes of the top of the file. */
+    bool ship_skipped; /* push only: "shipped exactly once" not checked */
+    uint64_t polls;    /* redis lease: empty pops retried */
+    int64_t last_ack_ns;
+    double push_rate;           /* acked / (last ack - first push) */
+    const char *tp_what;        /* what "throughput" counts */
+    uint64_t tp_orders;         /* ... how many */
+    double tp_seconds, tp_rate; /* ... in how long, and per second */
 };
 
 /* Invariant 3 (see the top of the file). */
@@ -1835,9 +2143,28 @@ check_urgency(struct lg_run *r, uint64_t n, struct lg_result *res)
 static void
 analyse(struct lg_run *r, struct lg_worker *ws, int nw, struct lg_result *res)
 {
+    const struct lg_opts *op = &r->o;
     uint64_t n = atomic_load(&r->next_k);
     if (n > r->limit)
         n = r->limit;
+    if (op->mode == LG_POP_ONLY) {
+        /* Every order this run picked was pushed and acknowledged before
+           it started (by the run of the same tag). */
+        n = atomic_load(&r->max_k);
+        for (uint64_t k = 0; k < n; k++) {
+            struct lg_order *o = run_order(r, k);
+            if (o == NULL || atomic_load(&o->picks) == 0)
+                continue;
+            int cls;
+            double jit;
+            run_order_shape(r, k, &cls, &jit);
+            o->cls = (uint8_t)cls;
+            o->sent_ns = o->ack_ns = r->start_ns - 1;
+            o->due_ns = INT64_MAX;
+            atomic_store(&o->state, OS_ACKED);
+        }
+    }
+    res->ship_skipped = op->mode == LG_PUSH_ONLY;
     res->ship_hist = lg_calloc(LG_NCLASS, sizeof(struct lg_hist));
     res->first_push_ns = INT64_MAX;
     for (uint64_t k = 0; k < n; k++) {
@@ -1859,8 +2186,11 @@ analyse(struct lg_run *r, struct lg_worker *ws, int nw, struct lg_result *res)
         }
         res->acked++;
         res->by_class[o->cls]++;
+        if (o->ack_ns > res->last_ack_ns)
+            res->last_ack_ns = o->ack_ns;
         if (ships == 0) {
-            res->missing++;
+            if (!res->ship_skipped)
+                res->missing++;
             continue;
         }
         if (ships > 1)
@@ -1873,6 +2203,9 @@ analyse(struct lg_run *r, struct lg_worker *ws, int nw, struct lg_result *res)
         if (o->ship_ns > res->last_ship_ns)
             res->last_ship_ns = o->ship_ns;
     }
+    /* Pop only: orders it should have picked and never saw. */
+    if (op->mode == LG_POP_ONLY && res->acked < op->orders)
+        res->missing += op->orders - res->acked;
     check_urgency(r, n, res);
 
     int64_t first[CMD_COUNT], last[CMD_COUNT];
@@ -1897,6 +2230,7 @@ analyse(struct lg_run *r, struct lg_worker *ws, int nw, struct lg_result *res)
             snprintf(res->double_hold_id, sizeof(res->double_hold_id), "%s",
                      w->double_hold_id);
         res->double_holds += w->double_holds;
+        res->polls += w->polls;
     }
     for (int c = 0; c < CMD_COUNT; c++)
         res->cmd_rate[c] = last[c] > first[c] ? (double)res->cmd[c].n * 1e9 /
@@ -1905,6 +2239,37 @@ analyse(struct lg_run *r, struct lg_worker *ws, int nw, struct lg_result *res)
     if (res->shipped > 0 && res->last_ship_ns > res->first_push_ns)
         res->e2e_rate = (double)res->shipped * 1e9 /
                         (double)(res->last_ship_ns - res->first_push_ns);
+    if (res->acked > 0 && res->last_ack_ns > res->first_push_ns)
+        res->push_rate = (double)res->acked * 1e9 /
+                         (double)(res->last_ack_ns - res->first_push_ns);
+    int64_t from = res->first_push_ns, to = res->last_ship_ns;
+    res->tp_orders = res->shipped;
+    switch (op->mode) {
+    case LG_MIXED:
+        res->tp_what = "orders pushed, leased and shipped: first push sent "
+                       "to last outbound acknowledged";
+        break;
+    case LG_PUSH_ONLY:
+        res->tp_what = "pushes acknowledged: first push sent to last "
+                       "acknowledgement";
+        res->tp_orders = res->acked;
+        to = res->last_ack_ns;
+        break;
+    case LG_PREFILL:
+        res->tp_what = "orders leased and shipped from a full queue: "
+                       "pickers' start to last outbound acknowledged";
+        from = r->drain_ns;
+        break;
+    case LG_POP_ONLY:
+        res->tp_what = "queued orders leased and shipped: start to last "
+                       "outbound acknowledged";
+        from = r->start_ns;
+        break;
+    }
+    if (res->tp_orders > 0 && to > from) {
+        res->tp_seconds = (double)(to - from) / 1e9;
+        res->tp_rate = (double)res->tp_orders / res->tp_seconds;
+    }
     snprintf(res->fail_msg, sizeof(res->fail_msg), "%s", r->fail_msg);
     res->fatal = atomic_load(&r->fatal);
     res->ok = !res->fatal && !res->interrupted && res->push_failed == 0 &&
@@ -1936,6 +2301,14 @@ json_str(const char *s)
     putchar('"');
 }
 
+/* The row of lg_cmd_peer: the wire commands of this run. */
+static int
+peer_row(const struct lg_opts *o)
+{
+    return o->target == LG_REDIS && o->redis_mode == LG_LEASE ? LG_PEER_LEASE
+                                                              : (int)o->target;
+}
+
 static const double lg_quantiles[] = {0.5, 0.9, 0.99, 0.999};
 static const char *const lg_qnames[] = {"p50", "p90", "p99", "p99_9"};
 
@@ -1960,7 +2333,7 @@ report_json(const struct lg_run *r, const struct lg_result *res,
         const struct lg_hist *h = &res->cmd[c];
         printf("%s\"%s\":{\"op\":\"%s\",\"count\":%" PRIu64
                ",\"errors\":%" PRIu64 ",\"ops_per_s\":%.1f",
-               c ? "," : "", lg_cmd_names[c], lg_cmd_peer[o->target][c], h->n,
+               c ? "," : "", lg_cmd_names[c], lg_cmd_peer[peer_row(o)][c], h->n,
                res->cmd_err[c], res->cmd_rate[c]);
         for (int q = 0; q < 4; q++)
             printf(",\"%s_us\":%.1f", lg_qnames[q],
@@ -2017,7 +2390,22 @@ report_json(const struct lg_run *r, const struct lg_result *res,
            res->drained_out ? "true" : "false",
            res->interrupted ? "true" : "false");
     json_str(res->fail_msg);
-    printf("},\"ok\":%s}\n", res->ok ? "true" : "false");
+    printf("}");
+    if (o->extended) {
+        printf(",\"mode\":\"%s\",\"payload\":%zu,\"redis_mode\":%s,"
+               "\"shipped_once_checked\":%s,\"next_polls_empty\":%" PRIu64
+               ",\"push_per_s\":%.1f,\"throughput\":{\"what\":",
+               lg_mode_names[o->mode], o->payload,
+               o->target != LG_REDIS       ? "null"
+               : o->redis_mode == LG_LEASE ? "\"lease\""
+                                           : "\"bzpopmin\"",
+               res->ship_skipped ? "false" : "true", res->polls,
+               res->push_rate);
+        json_str(res->tp_what);
+        printf(",\"orders\":%" PRIu64 ",\"seconds\":%.3f,\"per_s\":%.1f}",
+               res->tp_orders, res->tp_seconds, res->tp_rate);
+    }
+    printf(",\"ok\":%s}\n", res->ok ? "true" : "false");
 }
 
 static void
@@ -2032,13 +2420,23 @@ report_table(const struct lg_run *r, const struct lg_result *res,
            o->producers, o->pipeline, o->pickers, o->pick_lo_ms, o->pick_hi_ms,
            o->seed, r->tag);
     printf("command: %s\n\n", command);
+    if (o->extended)
+        printf("mode: %s%s, payload %zu bytes%s\n\n", lg_mode_names[o->mode],
+               o->mode == LG_PUSH_ONLY  ? " (no pickers)"
+               : o->mode == LG_POP_ONLY ? " (orders of an earlier run)"
+               : o->mode == LG_PREFILL  ? " (push all, then drain)"
+                                        : "",
+               o->payload,
+               o->target == LG_REDIS && o->redis_mode == LG_LEASE
+                   ? ", Redis with a Lua lease"
+                   : "");
     printf("%-9s %-20s %9s %10s %9s %9s %9s %9s %9s\n", "command", "(wire)",
            "count", "ops/s", "p50 us", "p90 us", "p99 us", "p99.9 us",
            "max us");
     for (int c = 0; c < CMD_COUNT; c++) {
         const struct lg_hist *h = &res->cmd[c];
         printf("%-9s %-20s %9" PRIu64 " %10.0f", lg_cmd_names[c],
-               lg_cmd_peer[o->target][c], h->n, res->cmd_rate[c]);
+               lg_cmd_peer[peer_row(o)][c], h->n, res->cmd_rate[c]);
         for (int q = 0; q < 4; q++)
             printf(" %9.1f", us(hist_quantile(h, lg_quantiles[q])));
         printf(" %9.1f\n", us(h->max));
@@ -2056,6 +2454,17 @@ report_table(const struct lg_run *r, const struct lg_result *res,
            res->shipped ? (double)(res->last_ship_ns - res->first_push_ns) / 1e9
                         : 0.0,
            res->e2e_rate, res->wall_s);
+    if (o->extended) {
+        printf("throughput: %" PRIu64 " in %.3f s = %.0f/s (%s)\n",
+               res->tp_orders, res->tp_seconds, res->tp_rate, res->tp_what);
+        if (o->mode == LG_PREFILL)
+            printf("prefill: %" PRIu64 " pushes acknowledged at %.0f/s\n",
+                   res->acked, res->push_rate);
+        if (res->polls > 0)
+            printf("empty pops retried after --poll-ms: %" PRIu64 "\n",
+                   res->polls);
+        printf("\n");
+    }
     printf("%-8s %8s %8s %8s %13s %13s   (time factor %g)\n", "class", "pushed",
            "shipped", "late", "ship p50 ms", "ship p99 ms", o->time_factor);
     for (int c = 0; c < LG_NCLASS; c++) {
@@ -2073,21 +2482,28 @@ report_table(const struct lg_run *r, const struct lg_result *res,
                                   (double)res->shipped
                             : 0.0);
     if (res->expiries < 0)
-        printf("\nlease expiries: n/a (%s)\n", o->target == LG_REDIS
-                                                   ? "Redis has no leases"
-                                                   : "STATS does not say");
+        printf("\nlease expiries: n/a (%s)\n",
+               o->target != LG_REDIS       ? "STATS does not say"
+               : o->redis_mode == LG_LEASE ? "nothing expires the leased set"
+                                           : "Redis has no leases");
     else
         printf("\nlease expiries during the run: %" PRId64 "\n", res->expiries);
     printf("\ninvariants:\n");
-    printf("  shipped exactly once  %s  %" PRIu64 " acknowledged, %" PRIu64
-           " shipped, %" PRIu64 " missing, %" PRIu64 " shipped twice, %" PRIu64
-           " push errors\n",
-           res->missing == 0 && res->dup_ships == 0 && res->push_failed == 0 &&
-                   res->picked_unacked == 0 && res->acked > 0
-               ? "OK  "
-               : "FAIL",
-           res->acked, res->shipped, res->missing, res->dup_ships,
-           res->push_failed);
+    if (res->ship_skipped)
+        printf("  shipped exactly once  SKIP  no pickers (push only): %" PRIu64
+               " acknowledged, %" PRIu64 " push errors\n",
+               res->acked, res->push_failed);
+    else
+        printf("  shipped exactly once  %s  %" PRIu64 " acknowledged, %" PRIu64
+               " shipped, %" PRIu64 " missing, %" PRIu64
+               " shipped twice, %" PRIu64 " push errors\n",
+               res->missing == 0 && res->dup_ships == 0 &&
+                       res->push_failed == 0 && res->picked_unacked == 0 &&
+                       res->acked > 0
+                   ? "OK  "
+                   : "FAIL",
+               res->acked, res->shipped, res->missing, res->dup_ships,
+               res->push_failed);
     printf("  one holder at a time  %s  %" PRIu64
            " held by two pickers, %" PRIu64 " picked twice%s%s\n",
            res->double_holds == 0 && res->dup_picks == 0 ? "OK  " : "FAIL",
@@ -2171,6 +2587,8 @@ main(int argc, char **argv)
     uint64_t tag = lg_mix((uint64_t)lg_wall_ms() ^ ((uint64_t)getpid() << 32) ^
                           (uint64_t)lg_mono_ns());
     snprintf(r->tag, sizeof(r->tag), "%08" PRIx32, (uint32_t)tag);
+    if (o->run_tag != NULL)
+        snprintf(r->tag, sizeof(r->tag), "%s", o->run_tag);
     r->prefix_len =
         (size_t)snprintf(r->prefix, sizeof(r->prefix), "lg%.8s-", r->tag);
     snprintf(r->warehouse, sizeof(r->warehouse), "%.64s",
@@ -2179,6 +2597,7 @@ main(int argc, char **argv)
         r->warehouse[r->prefix_len - 1] = '\0'; /* "lg<tag>" */
     snprintf(r->qkey, sizeof(r->qkey), "lg:%.8s:queue", r->tag);
     snprintf(r->shipkey, sizeof(r->shipkey), "lg:%.8s:shipped", r->tag);
+    snprintf(r->leasekey, sizeof(r->leasekey), "lg:%.8s:leased", r->tag);
     snprintf(r->tube, sizeof(r->tube), "lg%.8s", r->tag);
     r->limit = o->orders != 0 ? o->orders : UINT64_MAX;
     if (pthread_mutex_init(&r->chunk_mu, NULL) != 0 ||
@@ -2202,6 +2621,18 @@ main(int argc, char **argv)
     if (conn_open(&ctl, r, false, false, err, sizeof(err)) != 0)
         lg_die("%s %s", lg_target_names[o->target], err);
     int64_t exp0 = conn_expiries(&ctl);
+    if (o->target == LG_REDIS && o->redis_mode == LG_LEASE) {
+        redisReply *rep =
+            redisCommand(ctl.rc, "SCRIPT LOAD %s", lg_lease_script);
+        if (rep == NULL)
+            lg_die("redis SCRIPT LOAD: %s", ctl.rc->errstr);
+        if (rep->type != REDIS_REPLY_STRING || rep->len >= sizeof(r->sha))
+            lg_die("redis SCRIPT LOAD: unexpected reply%s%s",
+                   rep->type == REDIS_REPLY_ERROR ? ": " : "",
+                   rep->type == REDIS_REPLY_ERROR ? rep->str : "");
+        snprintf(r->sha, sizeof(r->sha), "%s", rep->str);
+        freeReplyObject(rep);
+    }
 
     int nw = o->producers + o->pickers;
     struct lg_worker *ws = lg_calloc((size_t)nw, sizeof(struct lg_worker));
@@ -2220,7 +2651,11 @@ main(int argc, char **argv)
     r->start_ns = lg_mono_ns();
     if (o->duration_s > 0)
         r->end_ns = r->start_ns + (int64_t)(o->duration_s * 1e9);
+    /* Pickers first, then producers; with --prefill the pickers start
+       once every push is acknowledged. */
     for (int i = nw - 1; i >= 0; i--) {
+        if (o->prefill && ws[i].picker)
+            continue;
         int rc =
             pthread_create(&ws[i].th, NULL,
                            ws[i].picker ? picker_main : producer_main, &ws[i]);
@@ -2233,6 +2668,35 @@ main(int argc, char **argv)
     res.expiries = -1;
     int64_t pushed_done_ns = 0, next_progress = r->start_ns + NS_PER_S;
     uint64_t last_sent = 0, last_settled = 0;
+    if (o->prefill) {
+        while (atomic_load(&r->producers_left) > 0 &&
+               !atomic_load(&r->stop_producers)) {
+            lg_sleep_ns(20 * NS_PER_MS);
+            int64_t now = lg_mono_ns();
+            if (lg_signalled) {
+                res.interrupted = true;
+                atomic_store(&r->stop_producers, 1);
+                atomic_store(&r->stop_pickers, 1);
+            }
+            if (!o->quiet && now >= next_progress) {
+                uint64_t sent = atomic_load(&r->sent);
+                fprintf(stderr,
+                        "loadgen: %6.1fs prefill: pushed %9" PRIu64
+                        " (%7" PRIu64 "/s) acknowledged %9" PRIu64 "\n",
+                        (double)(now - r->start_ns) / 1e9, sent,
+                        sent - last_sent, (uint64_t)atomic_load(&r->acked));
+                last_sent = sent;
+                next_progress += NS_PER_S;
+            }
+        }
+        r->drain_ns = lg_mono_ns();
+        for (int i = nw - 1; i >= 0 && ws[i].picker; i--) {
+            int rc = pthread_create(&ws[i].th, NULL, picker_main, &ws[i]);
+            if (rc != 0)
+                lg_die("pthread_create: %s", strerror(rc));
+        }
+    }
+    /* Pop only: the orders to pick; otherwise every acknowledged push. */
     while (!atomic_load(&r->stop_pickers)) {
         lg_sleep_ns(20 * NS_PER_MS);
         int64_t now = lg_mono_ns();
@@ -2249,7 +2713,8 @@ main(int argc, char **argv)
             int64_t quiet = atomic_load(&r->last_ship_ns);
             if (quiet < pushed_done_ns)
                 quiet = pushed_done_ns;
-            if (settled >= acked) {
+            if (o->mode == LG_PUSH_ONLY ||
+                settled >= (o->mode == LG_POP_ONLY ? o->orders : acked)) {
                 atomic_store(&r->stop_pickers, 1);
             } else if (now - quiet > o->drain_ms * NS_PER_MS) {
                 res.drained_out = true;
