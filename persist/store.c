@@ -1254,6 +1254,19 @@ catch_up(struct store *s)
        for everything submitted would stall reads under load. */
     if (s->opt.durability == STORE_SYNC)
         return;
+    /* Inline commit: the queue is this (loop) thread's to write, and
+       nobody else writes it while the store is healthy; waiting would
+       only wait for ourselves.  Write it now, unless a group is open
+       (its records may not be split), and wait only while the thread
+       writes. */
+    if (s->opt.inline_commit) {
+        (void)store_commit_inline(s);
+        pthread_mutex_lock(&s->mu);
+        bool thread_writes = s->writing && s->held == 0;
+        pthread_mutex_unlock(&s->mu);
+        if (!thread_writes)
+            return;
+    }
     for (int i = 0;
          i < 40000 && atomic_load(&s->durable) < want && atomic_load(&s->ok);
          i++)
