@@ -81,6 +81,12 @@ function span(ms) {
   return neg ? `-${s} ${T.overdue}` : s;
 }
 
+// A lease's time left, m:ss.
+function clock(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
 function tags(o) {
   const out = [];
   if (o.class === "rush4h" || o.class === "rush24h") out.push(el("span", "tag tag-rush", T.rush));
@@ -149,12 +155,13 @@ function render(b) {
   // Pickers and their leases.
   $("picking").tBodies[0].replaceChildren(...b.picking.map((o) =>
     row([[...tags(o), o.id], o.picker,
-         o.lease_left_ms !== undefined ? span(o.lease_left_ms) : "—", T.st[o.state] || o.state], o)));
+         o.lease_left_ms !== undefined ? clock(o.lease_left_ms) : "—", T.st[o.state] || o.state], o)));
   // The last jumps, as the chat cards read.
   $("jumps").replaceChildren(...b.jumps.map((j) => {
     const d = el("div", "card");
     d.dataset.order = j.order;
     d.append(el("time", "", when(j.at)), j.card);
+    d.addEventListener("click", () => openTrace(j.order));
     return d;
   }));
   if (lastEvent === null) lastEvent = b.last_event;
@@ -205,6 +212,7 @@ async function stream() {
       if (r.status === 401 || r.status === 403) { needLogin(); await waitLogin(); continue; }
       if (!r.ok || !r.body) throw new Error(`HTTP ${r.status}`);
       setConn("live");
+      $("conn").dataset.connects = String(Number($("conn").dataset.connects || 0) + 1);
       delay = 500;
       refresh(); // whatever happened while away
       const reader = r.body.getReader(), dec = new TextDecoder();
