@@ -29,6 +29,8 @@ struct jump_card {
 
 struct board {
     struct core *core;
+    uint64_t loaded; /* the last event read from the log at start */
+    size_t nloaded;  /* events read in the current page */
     struct event_sink sink;
     struct jump_card jumps[BOARD_JUMPS]; /* a ring */
     size_t next;
@@ -79,6 +81,8 @@ load_one(void *ctx, uint64_t seq, const char *json, size_t len)
 {
     char type[32];
     struct board *b = ctx;
+    b->loaded = seq;
+    b->nloaded++;
     core_event_type(json, len, type, sizeof type);
     if (strcmp(type, "jump") == 0)
         jump_add(b, seq, json, len);
@@ -95,19 +99,16 @@ board_new(struct core *c)
     }
     b->core = c;
     uint64_t last = c->events.seq;
-    uint64_t from = last > LOAD_BACK ? last - LOAD_BACK : 0;
+    b->loaded = last > LOAD_BACK ? last - LOAD_BACK : 0;
     struct core_result r;
-    while (from < last) {
-        uint64_t before = from;
-        core_events(c, from, CORE_EVENTS_MAX, load_one, b, &r);
+    do {
+        b->nloaded = 0;
+        core_events(c, b->loaded, CORE_EVENTS_MAX, load_one, b, &r);
         if (r.code != CORE_OK) {
             log_msg(LOG_WARN, "board: recent jumps not loaded: %s", r.msg);
             break;
         }
-        from += CORE_EVENTS_MAX;
-        if (from <= before)
-            break;
-    }
+    } while (b->nloaded == CORE_EVENTS_MAX && b->loaded < last);
     b->sink.emit = on_event;
     b->sink.ctx = b;
     events_listen(&c->events, &b->sink);

@@ -894,10 +894,10 @@ on_change(void *arg, const struct order *o, int action, int from)
 {
     struct http *h = arg;
     h->changes++;
-    /* A first outbound (a repeat is recorded from shipped). */
+    /* A first outbound (a repeat is recorded from shipped; the outbound a
+       delivery implies is recorded with the order already delivered). */
     if (h->cfg.customer_links && action == ACTION_OUTBOUND &&
-        from != STATE_SHIPPED && from != STATE_DELIVERED &&
-        o->state == STATE_SHIPPED)
+        from != STATE_SHIPPED && from != STATE_DELIVERED)
         track_outbound(&h->track, o);
     if (h->change_armed)
         return;

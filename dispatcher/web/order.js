@@ -16,7 +16,7 @@ const T = {
     delivered_at: "签收时间",
     lead_text: (d, m, p, n) => `近${d}天同类订单(共${n}单)从下单到出库:中位数${m},90%在${p}以内`,
     lead_none: (d) => `近${d}天暂无同类订单记录`,
-    hours: (h, m) => (h ? `${h}小时` : "") + `${m}分钟`,
+    hours: (h, m) => (h ? `${h}小时` : "") + `${m}分钟`, under_minute: "不到1分钟",
     updated: "更新于", missing: "找不到该订单,请检查链接是否完整。",
     other: "English", other_lang: "en",
   },
@@ -32,7 +32,7 @@ const T = {
     shipped_at: "Shipped at", delivered_at: "Delivered at",
     lead_text: (d, m, p, n) => `Last ${d} days, ${n} similar orders from order to shipping: median ${m}, 90% within ${p}`,
     lead_none: (d) => `No similar orders in the last ${d} days`,
-    hours: (h, m) => (h ? `${h} h ` : "") + `${m} min`,
+    hours: (h, m) => (h ? `${h} h ` : "") + `${m} min`, under_minute: "under a minute",
     updated: "Updated", missing: "Order not found: please check the link.",
     other: "中文", other_lang: "zh",
   },
@@ -44,6 +44,7 @@ const fmt = new Intl.DateTimeFormat(lang === "en" ? "en-GB" : "zh-CN", {
   day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false });
 const when = (ms) => fmt.format(new Date(ms));
 const dur = (ms) => {
+  if (ms < 60000) return T.under_minute;
   const m = Math.round(ms / 60000);
   return T.hours(Math.floor(m / 60), m % 60);
 };
