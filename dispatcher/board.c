@@ -198,6 +198,11 @@ board_json(struct board *b, const char *warehouse, size_t limit,
         return NULL;
 
     json_t *j = json_object();
+    if (!j) {
+        r->code = CORE_ERR;
+        snprintf(r->msg, sizeof r->msg, "out of memory: the board");
+        return NULL;
+    }
     json_object_set_new(j, "warehouse",
                         jview_str(warehouse, strlen(warehouse)));
     set_time(j, "now", now);

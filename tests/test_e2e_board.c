@@ -391,18 +391,8 @@ Test(board, changes_are_streamed_to_the_board)
 static const char *
 users_file(void)
 {
-    static char path[300];
-    if (!D.dir[0])
-        e2e_tempdir(&D);
-    snprintf(path, sizeof path, "%s/users", D.dir);
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs("viewer1 viewer " S_VIEWER "\nerp1 erp " S_ERP "\nwms1 wms " S_WMS
-          "\n",
-          f);
-    fclose(f);
-    cr_assert_eq(chmod(path, 0600), 0);
-    return path;
+    return e2e_users_file(&D, "viewer1 viewer " S_VIEWER "\nerp1 erp " S_ERP
+                              "\nwms1 wms " S_WMS "\n");
 }
 
 Test(board, behind_roles_viewer_and_up)

@@ -49,16 +49,7 @@ TestSuite(browser, .fini = teardown, .timeout = 600);
 static const char *
 users_file(void)
 {
-    static char path[300];
-    if (!D.dir[0])
-        e2e_tempdir(&D);
-    snprintf(path, sizeof path, "%s/users", D.dir);
-    FILE *f = fopen(path, "w");
-    cr_assert(f);
-    fputs("admin1 admin " S_ADMIN "\n", f);
-    fclose(f);
-    cr_assert_eq(chmod(path, 0600), 0);
-    return path;
+    return e2e_users_file(&D, "admin1 admin " S_ADMIN "\n");
 }
 
 /* The build folder: DISPATCHD_BIN less "/dispatcher/dispatchd". */
