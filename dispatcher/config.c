@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core.h"
 #include "log.h"
 #include "store.h"
 
@@ -175,6 +176,11 @@ enum opt_id {
     OPT_WMS_AT,
     OPT_WMS_OPERATOR,
     OPT_WMS_PHOTO,
+    OPT_WMS_CARRIER,
+    OPT_BOARD_MAX,
+    OPT_CUSTOMER_LINKS,
+    OPT_PUBLIC_URL,
+    OPT_CUSTOMER_SECRET,
     OPT_EVENT_RETENTION,
     OPT_EVENT_RETENTION_COUNT,
     OPT_SSE_HEARTBEAT,
@@ -228,6 +234,11 @@ static const struct option long_options[] = {
     {"wms-field-at", required_argument, NULL, OPT_WMS_AT},
     {"wms-field-operator", required_argument, NULL, OPT_WMS_OPERATOR},
     {"wms-field-photo", required_argument, NULL, OPT_WMS_PHOTO},
+    {"wms-field-carrier", required_argument, NULL, OPT_WMS_CARRIER},
+    {"board-max", required_argument, NULL, OPT_BOARD_MAX},
+    {"customer-links", required_argument, NULL, OPT_CUSTOMER_LINKS},
+    {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
+    {"customer-secret", required_argument, NULL, OPT_CUSTOMER_SECRET},
     {"event-retention", required_argument, NULL, OPT_EVENT_RETENTION},
     {"event-retention-count", required_argument, NULL,
      OPT_EVENT_RETENTION_COUNT},
@@ -282,6 +293,24 @@ usage(FILE *f)
         "operator\n"
         "      --wms-field-operator NAME (operator) and photo (photo_url)\n"
         "      --wms-field-photo NAME\n"
+        "      --wms-field-carrier NAME  the carrier's field, shown to the "
+        "customer\n"
+        "                           (default carrier)\n"
+        "      --board-max N        queued orders the board lists (default "
+        "200,\n"
+        "                           at most 1000)\n"
+        "      --customer-links on|off  the customer's page /o/{id}?t=TOKEN "
+        "and\n"
+        "                           customer_url in GET /v1/orders/{id} "
+        "(default on)\n"
+        "      --public-url URL     base of customer_url (default "
+        "http://BIND:HTTP-PORT)\n"
+        "      --customer-secret FILE  the links' HMAC secret (16-256 bytes, "
+        "mode\n"
+        "                           600); default: made on first start, kept "
+        "in\n"
+        "                           the store.  A new secret voids every "
+        "link\n"
         "  -c, --config FILE        INI file; keys are these long option "
         "names\n"
         "      --durability MODE    sync (reply after the WAL sync, default),\n"
@@ -479,16 +508,48 @@ config_set(struct config *cfg, int id, const char *name, const char *v)
     case OPT_WMS_ORDER:
     case OPT_WMS_AT:
     case OPT_WMS_OPERATOR:
-    case OPT_WMS_PHOTO: {
+    case OPT_WMS_PHOTO:
+    case OPT_WMS_CARRIER: {
         char *dst = id == OPT_WMS_ORDER      ? cfg->http.wms_order
                     : id == OPT_WMS_AT       ? cfg->http.wms_at
                     : id == OPT_WMS_OPERATOR ? cfg->http.wms_operator
-                                             : cfg->http.wms_photo;
+                    : id == OPT_WMS_PHOTO    ? cfg->http.wms_photo
+                                             : cfg->http.wms_carrier;
         if (!*v || strlen(v) >= HTTP_FIELD_MAX)
             goto bad;
         snprintf(dst, HTTP_FIELD_MAX, "%s", v);
         return 0;
     }
+    case OPT_BOARD_MAX:
+        if (parse_int(v, 1, CORE_PEEK_MAX, &n))
+            goto bad;
+        cfg->http.board_max = (size_t)n;
+        return 0;
+    case OPT_CUSTOMER_LINKS:
+        if (strcasecmp(v, "on") == 0)
+            cfg->http.customer_links = true;
+        else if (strcasecmp(v, "off") == 0)
+            cfg->http.customer_links = false;
+        else
+            goto bad;
+        return 0;
+    case OPT_PUBLIC_URL: {
+        /* A base that a customer's phone can open: http(s)://, no query,
+           no trailing slash (the path is appended). */
+        size_t len = strlen(v);
+        if (len >= sizeof cfg->http.public_url ||
+            (strncmp(v, "http://", 7) && strncmp(v, "https://", 8)) ||
+            strpbrk(v, "?# \"\\<>") || v[len - 1] == '/')
+            goto bad;
+        snprintf(cfg->http.public_url, sizeof cfg->http.public_url, "%s", v);
+        return 0;
+    }
+    case OPT_CUSTOMER_SECRET:
+        if (!*v || strlen(v) >= sizeof cfg->http.customer_secret)
+            goto bad;
+        snprintf(cfg->http.customer_secret, sizeof cfg->http.customer_secret,
+                 "%s", v);
+        return 0;
     case OPT_CHECKPOINT_DIR:
         if (strlen(v) >= sizeof cfg->checkpoint_dir || !*v)
             goto bad;

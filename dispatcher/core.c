@@ -175,6 +175,8 @@ record(struct core *c, const char *actor, struct order *o, int action, int from,
         o->audit_n--;
         log_msg(LOG_WARN, "storage refused the change of order %s (%s)", o->id,
                 order_action_name(action));
+    } else if (c->on_change) {
+        c->on_change(c->on_change_arg, o, action, from);
     }
     return t;
 }
@@ -875,6 +877,20 @@ core_each_warehouse(struct core *c,
                     void (*fn)(void *ctx, const char *warehouse), void *ctx)
 {
     pickq_each_warehouse(c->q, fn, ctx);
+}
+
+void
+core_each_picking(struct core *c, const char *warehouse,
+                  void (*fn)(void *ctx, const struct order *o), void *ctx)
+{
+    pickq_each_picking(c->q, warehouse, fn, ctx);
+}
+
+void
+core_each_finished(struct core *c, void (*fn)(void *ctx, const struct order *o),
+                   void *ctx)
+{
+    pickq_each_finished(c->q, fn, ctx);
 }
 
 void

@@ -126,6 +126,12 @@ struct core {
     /* Called on the loop thread each time the durable ticket advances. */
     void (*on_durable)(void *arg, uint64_t durable);
     void *on_durable_arg;
+    /* Called on the loop thread after each recorded change of an order
+       (action: enum order_action; from: its state before), before it is
+       durable: for views that follow every change (the board), not for
+       acknowledgements.  May be NULL. */
+    void (*on_change)(void *arg, const struct order *o, int action, int from);
+    void *on_change_arg;
 };
 
 /* Open the store, recover every order, arm the timers.  Returns 0, or -1
@@ -262,6 +268,15 @@ bool core_store_busy(struct core *c);
 void core_each_warehouse(struct core *c,
                          void (*fn)(void *ctx, const char *warehouse),
                          void *ctx);
+
+/* Call fn for every order of warehouse (NULL: all) a picker holds
+   (picking, or picked and waiting for the WMS), in no set order. */
+void core_each_picking(struct core *c, const char *warehouse,
+                       void (*fn)(void *ctx, const struct order *o), void *ctx);
+/* Call fn for every finished order still kept, oldest first. */
+void core_each_finished(struct core *c,
+                        void (*fn)(void *ctx, const struct order *o),
+                        void *ctx);
 
 /* Stop blocking NEXT: blocked pickers get CORE_NIL now and later ones at
    once (shutdown). */

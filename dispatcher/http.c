@@ -34,11 +34,15 @@
 #include <jansson.h>
 #include <uthash.h>
 
+#include "board.h"
 #include "conn.h"
 #include "draft.h"
+#include "jview.h"
 #include "log.h"
 #include "metrics.h"
+#include "track.h"
 #include "view.h"
+#include "web.h"
 
 #define PEEK_DEFAULT 10
 #define EVHTTP_BODY_CAP ((size_t)4 << 20) /* beyond: evhttp's own 413 */
@@ -72,6 +76,11 @@ struct http {
     uint64_t requests;
     struct sse *sse;    /* GET /v1/events streams */
     uint64_t sse_drops; /* streams dropped: over sse_out_max unsent */
+    struct board *board;
+    struct track track;      /* customer links (when cfg.customer_links) */
+    struct event *change_ev; /* sends "change" to ?changes=1 streams */
+    bool change_armed;
+    uint64_t changes; /* order changes recorded since start */
 };
 
 void
@@ -90,6 +99,9 @@ http_config_default(struct http_config *hc)
     snprintf(hc->wms_at, sizeof hc->wms_at, "outbound_at");
     snprintf(hc->wms_operator, sizeof hc->wms_operator, "operator");
     snprintf(hc->wms_photo, sizeof hc->wms_photo, "photo_url");
+    snprintf(hc->wms_carrier, sizeof hc->wms_carrier, "carrier");
+    hc->board_max = 200;
+    hc->customer_links = true;
 }
 
 /* ---- one request ---------------------------------------------------- */
@@ -250,90 +262,7 @@ http_durable(struct http *h, uint64_t durable)
     }
 }
 
-/* ---- JSON of the views ---------------------------------------------- */
-
-static json_t *
-jstr(const char *s, size_t len)
-{
-    /* Invalid UTF-8 (an id pushed over RESP) is replaced, as in events. */
-    json_t *j = json_stringn(s, len);
-    if (j)
-        return j;
-    struct evbuffer *b = evbuffer_new();
-    if (!b)
-        log_fatal("out of memory");
-    json_quote(b, s, len); /* events.h: quoted, U+FFFD for bad bytes */
-    size_t n = evbuffer_get_length(b);
-    char *q = (char *)evbuffer_pullup(b, -1);
-    json_t *parsed = json_loadb(q, n, JSON_DECODE_ANY, NULL);
-    evbuffer_free(b);
-    return parsed ? parsed : json_string("");
-}
-
-static json_t *
-json_view(const struct view *v)
-{
-    json_t *o = json_object();
-    char num[24];
-    for (size_t i = 0; i < v->n; i++) {
-        const struct view_field *f = &v->f[i];
-        json_t *val = NULL;
-        switch (f->kind) {
-        case VIEW_STR:
-            val = jstr(f->s, f->len);
-            break;
-        case VIEW_INT:
-            val = json_integer(f->i);
-            break;
-        case VIEW_U64:
-            snprintf(num, sizeof num, "%" PRIu64, f->u);
-            val = json_string(num);
-            break;
-        case VIEW_LIST: {
-            val = json_array();
-            const char *p = f->s, *end = f->s + f->len;
-            while (p < end) {
-                const char *comma = memchr(p, ',', (size_t)(end - p));
-                const char *stop = comma ? comma : end;
-                if (stop > p)
-                    json_array_append_new(val, jstr(p, (size_t)(stop - p)));
-                p = stop + 1;
-            }
-            break;
-        }
-        case VIEW_ATTRS: {
-            val = json_object();
-            size_t pos = 0;
-            const char *k, *x;
-            while (order_attr_next(v->o, &pos, &k, &x)) {
-                json_t *kv = jstr(x, strlen(x));
-                if (json_object_set_new(val, k, kv))
-                    json_decref(kv); /* a key that is not UTF-8: skipped */
-            }
-            break;
-        }
-        }
-        json_object_set_new(o, f->key, val);
-    }
-    return o;
-}
-
-static json_t *
-json_order(struct core *c, const struct order *o)
-{
-    static struct view v;
-    view_order(&v, c, o);
-    return json_view(&v);
-}
-
-static int
-audit_one(void *ctx, uint32_t seq, const struct audit_entry *a)
-{
-    static struct view v;
-    view_audit(&v, seq, a);
-    json_array_append_new(ctx, json_view(&v));
-    return 0;
-}
+static void add_customer_url(struct hreq *r, json_t *j, const struct order *o);
 
 /* ---- body fields ---------------------------------------------------- */
 
@@ -481,7 +410,7 @@ route_push(struct hreq *r)
         return;
     }
     reply_json(r, res.code == CORE_ALREADY ? 200 : 201,
-               json_order(r->h->core, res.order), res.ticket);
+               jview_order(r->h->core, res.order), res.ticket);
     return;
 bad:
     order_free(o);
@@ -496,7 +425,7 @@ reply_change(struct hreq *r, const struct core_result *res)
         reply_result(r, res);
         return;
     }
-    json_t *j = json_order(r->h->core, res->order);
+    json_t *j = jview_order(r->h->core, res->order);
     json_object_set_new(
         j, "result", json_string(res->code == CORE_ALREADY ? "already" : "ok"));
     reply_json(r, 200, j, res->ticket);
@@ -572,9 +501,10 @@ route_get_order(struct hreq *r)
         reply_result(r, &res);
         return;
     }
-    json_t *j = json_order(c, res.order);
+    const struct order *o = res.order;
+    json_t *j = jview_order(c, o);
     json_t *trail = json_array();
-    core_audit(c, id, strlen(id), audit_one, trail, &res);
+    core_audit(c, id, strlen(id), jview_audit_one, trail, &res);
     if (core_code_is_error(res.code)) {
         json_decref(j);
         json_decref(trail);
@@ -582,6 +512,7 @@ route_get_order(struct hreq *r)
         return;
     }
     json_object_set_new(j, "audit", trail);
+    add_customer_url(r, j, o);
     reply_json(r, 200, j, 0);
 }
 
@@ -619,9 +550,9 @@ route_queue(struct hreq *r)
         return;
     }
     json_t *j = json_object(), *arr = json_array();
-    json_object_set_new(j, "warehouse", jstr(wh, strlen(wh)));
+    json_object_set_new(j, "warehouse", jview_str(wh, strlen(wh)));
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, json_order(r->h->core, top[i]));
+        json_array_append_new(arr, jview_order(r->h->core, top[i]));
     json_object_set_new(j, "orders", arr);
     reply_json(r, 200, j, 0);
 }
@@ -663,7 +594,8 @@ route_outbound(struct hreq *r)
         return;
     }
     json_t *j = json_object();
-    json_object_set_new(j, "order", jstr(res.order->id, strlen(res.order->id)));
+    json_object_set_new(j, "order",
+                        jview_str(res.order->id, strlen(res.order->id)));
     json_object_set_new(j, "state",
                         json_string(order_state_name(res.order->state)));
     json_object_set_new(
@@ -719,6 +651,7 @@ struct sse {
     uint64_t last;      /* the last sequence sent */
     bool live;          /* backlog done, listening */
     bool dropping;
+    bool changes; /* ?changes=1: also "change" messages (the board) */
     struct sse *prev, *next;
 };
 
@@ -873,8 +806,13 @@ route_events(struct hreq *r)
                                        "Last-Event-ID");
     struct evkeyvalq q;
     TAILQ_INIT(&q);
-    if (!v && r->query && evhttp_parse_query_str(r->query, &q) == 0)
-        v = evhttp_find_header(&q, "from");
+    bool changes = false;
+    if (r->query && evhttp_parse_query_str(r->query, &q) == 0) {
+        const char *ch = evhttp_find_header(&q, "changes");
+        changes = ch && strcmp(ch, "1") == 0;
+        if (!v)
+            v = evhttp_find_header(&q, "from");
+    }
     if (v) {
         char *end = NULL;
         unsigned long long n = strtoull(v, &end, 10);
@@ -895,6 +833,7 @@ route_events(struct hreq *r)
     x->req = r->req;
     x->evcon = evhttp_request_get_connection(r->req);
     x->last = from;
+    x->changes = changes;
     x->sink.emit = sse_emit;
     x->sink.ctx = x;
     x->beat = event_new(h->base, -1, EV_PERSIST, sse_beat, x);
@@ -912,6 +851,210 @@ route_events(struct hreq *r)
     evhttp_add_header(oh, "Cache-Control", "no-cache");
     evhttp_send_reply_start(r->req, 200, "OK");
     sse_page(x);
+}
+
+/* ---- changes for the board -------------------------------------------
+
+   The event log tells of jumps and risks, not of every push, lease or
+   outbound; the board must see those too.  Each recorded change arms one
+   short timer (CHANGE_MS), and when it fires every stream that asked for
+   changes (?changes=1) gets one "change" message without an id, so a
+   surge costs a board a refresh per CHANGE_MS at most and the stream's
+   Last-Event-ID stays the log's. */
+
+#define CHANGE_MS 100
+
+static void
+on_changes(evutil_socket_t fd, short what, void *arg)
+{
+    struct http *h = arg;
+    (void)fd;
+    (void)what;
+    h->change_armed = false;
+    for (struct sse *x = h->sse; x; x = x->next) {
+        if (!x->changes || !x->live || x->dropping)
+            continue;
+        if (sse_unsent(x) > h->cfg.sse_out_max) {
+            sse_drop(x);
+            continue;
+        }
+        struct evbuffer *b = evbuffer_new();
+        if (!b)
+            log_fatal("out of memory: SSE");
+        evbuffer_add_printf(
+            b, "event: change\ndata: {\"changes\":%" PRIu64 "}\n\n",
+            h->changes);
+        evhttp_send_reply_chunk(x->req, b);
+        evbuffer_free(b);
+    }
+}
+
+static void
+on_change(void *arg, const struct order *o, int action, int from)
+{
+    struct http *h = arg;
+    h->changes++;
+    /* A first outbound (a repeat is recorded from shipped; the outbound a
+       delivery implies is recorded with the order already delivered). */
+    if (h->cfg.customer_links && action == ACTION_OUTBOUND &&
+        from != STATE_SHIPPED && from != STATE_DELIVERED)
+        track_outbound(&h->track, o);
+    if (h->change_armed)
+        return;
+    struct timeval tv = {0, CHANGE_MS * 1000};
+    if (event_add(h->change_ev, &tv) == 0)
+        h->change_armed = true;
+    else
+        log_msg(LOG_WARN, "libevent: cannot arm the board's change timer");
+}
+
+/* ---- the board and the customer page --------------------------------- */
+
+static void
+route_asset(struct hreq *r)
+{
+    const struct web_asset *a = web_find(r->nseg ? r->seg[0] : "board.html");
+    if (!a) {
+        reply_error(r, 404, "NOTFOUND", "no such file");
+        return;
+    }
+    web_reply(r->req, a);
+}
+
+/* A query parameter (decoded, copied into buf), or NULL when absent. */
+static const char *
+query_param(struct hreq *r, const char *key, char *buf, size_t cap)
+{
+    struct evkeyvalq q;
+    const char *v = NULL;
+    TAILQ_INIT(&q);
+    if (r->query && evhttp_parse_query_str(r->query, &q) == 0)
+        v = evhttp_find_header(&q, key);
+    if (v && strlen(v) < cap) {
+        snprintf(buf, cap, "%s", v);
+        v = buf;
+    } else if (v) {
+        buf[0] = '\0';
+        v = buf; /* too long: the caller refuses an empty value */
+    }
+    evhttp_clear_headers(&q);
+    return v;
+}
+
+static void
+route_board(struct hreq *r)
+{
+    char wh[ORDER_NAME_MAX + 2], lim[16];
+    const char *w = query_param(r, "wh", wh, sizeof wh);
+    const char *l = query_param(r, "limit", lim, sizeof lim);
+    long limit = (long)r->h->cfg.board_max;
+    if (!w)
+        w = CORE_DEFAULT_WAREHOUSE;
+    if (!*w || strlen(w) > ORDER_NAME_MAX) {
+        reply_error(r, 400, "BADARG", "wh must be 1 to %d bytes",
+                    ORDER_NAME_MAX);
+        return;
+    }
+    if (l) {
+        char *end = NULL;
+        limit = strtol(l, &end, 10);
+        if (!*l || *end || limit < 1 || limit > CORE_PEEK_MAX) {
+            reply_error(r, 400, "BADARG", "limit must be 1 to %d",
+                        CORE_PEEK_MAX);
+            return;
+        }
+    }
+    struct core_result res;
+    json_t *j = board_json(r->h->board, w, (size_t)limit, &res);
+    if (!j) {
+        reply_result(r, &res);
+        return;
+    }
+    reply_json(r, 200, j, 0);
+}
+
+/* The order a customer link opens, or NULL after the one 404 that an
+   unknown order and a wrong token share. */
+static const struct order *
+customer_order(struct hreq *r)
+{
+    struct http *h = r->h;
+    char tok[TRACK_TOKEN_LEN + 2];
+    const char *id = r->seg[r->nseg - 1];
+    size_t idlen = strlen(id);
+    struct core_result res;
+    if (!h->cfg.customer_links) {
+        reply_error(r, 404, "NOTFOUND", "customer links are off");
+        return NULL;
+    }
+    const char *t = query_param(r, "t", tok, sizeof tok);
+    core_get(h->core, id, idlen, &res);
+    /* The token is checked whether or not the order exists: the same
+       work and the same answer either way. */
+    bool ok = track_check(&h->track, id, idlen, t);
+    if (!ok || core_code_is_error(res.code)) {
+        reply_error(r, 404, "NOTFOUND", "no such order");
+        return NULL;
+    }
+    return res.order;
+}
+
+static void
+route_customer_page(struct hreq *r)
+{
+    if (!customer_order(r))
+        return;
+    const struct web_asset *a = web_find("order.html");
+    if (!a) {
+        reply_error(r, 404, "NOTFOUND", "no such file");
+        return;
+    }
+    web_reply(r->req, a);
+}
+
+static void
+route_track(struct hreq *r)
+{
+    const struct order *o = customer_order(r);
+    if (!o)
+        return;
+    json_t *j = track_json(&r->h->track, r->h->core, o);
+    if (!j) {
+        reply_error(r, 503, "BUSY", "out of memory");
+        return;
+    }
+    reply_json(r, 200, j, 0);
+}
+
+/* customer_url for GET /v1/orders/{id}: for erp and admin (the ERP sends
+   the link), when customer links are on. */
+static void
+add_customer_url(struct hreq *r, json_t *j, const struct order *o)
+{
+    struct http *h = r->h;
+    if (!h->cfg.customer_links)
+        return;
+    if (h->users->enabled && r->user && r->user->role != ROLE_ERP &&
+        r->user->role != ROLE_ADMIN)
+        return;
+    char tok[TRACK_TOKEN_LEN + 1];
+    track_token(&h->track, o->id, strlen(o->id), tok);
+    char *enc = evhttp_uriencode(o->id, (ev_ssize_t)strlen(o->id), 0);
+    if (!enc)
+        log_fatal("out of memory: customer_url");
+    struct evbuffer *b = evbuffer_new();
+    if (!b)
+        log_fatal("out of memory: customer_url");
+    if (h->cfg.public_url[0])
+        evbuffer_add_printf(b, "%s", h->cfg.public_url);
+    else
+        evbuffer_add_printf(b, "http://%s:%d", h->cfg.bind, h->cfg.port);
+    evbuffer_add_printf(b, "/o/%s?t=%s", enc, tok);
+    free(enc);
+    size_t n = evbuffer_get_length(b);
+    json_object_set_new(j, "customer_url",
+                        jview_str((const char *)evbuffer_pullup(b, -1), n));
+    evbuffer_free(b);
 }
 
 /* The routing table.  A pattern segment "*" matches any one segment. */
@@ -969,6 +1112,17 @@ static const struct route routes[] = {
     {EVHTTP_REQ_GET, {"metrics"}, OP_METRICS, false, route_metrics},
     {EVHTTP_REQ_GET, {"v1", "events"}, OP_EVENTS, false, route_events},
     {EVHTTP_REQ_GET, {"healthz"}, -1, false, route_healthz},
+    /* The board's files are public (they hold no data); its data, from
+       /v1/board and /v1/events, is behind the roles. */
+    {EVHTTP_REQ_GET, {NULL}, -1, false, route_asset},
+    {EVHTTP_REQ_GET, {"board.css"}, -1, false, route_asset},
+    {EVHTTP_REQ_GET, {"board.js"}, -1, false, route_asset},
+    {EVHTTP_REQ_GET, {"order.css"}, -1, false, route_asset},
+    {EVHTTP_REQ_GET, {"order.js"}, -1, false, route_asset},
+    {EVHTTP_REQ_GET, {"v1", "board"}, OP_PEEK, false, route_board},
+    /* The customer's: the token in the link is the authorisation. */
+    {EVHTTP_REQ_GET, {"o", "*"}, -1, false, route_customer_page},
+    {EVHTTP_REQ_GET, {"v1", "track", "*"}, -1, false, route_track},
 };
 
 static bool
@@ -1238,12 +1392,22 @@ http_start(struct event_base *base, struct core *core,
                                           EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
                                           EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
     evhttp_set_gencb(h->eh, on_request, h);
+    h->change_ev = evtimer_new(base, on_changes, h);
+    h->board = board_new(core);
+    if (!h->change_ev || !h->board ||
+        (hc->customer_links &&
+         track_open(&h->track, core, hc->customer_secret, hc->wms_carrier))) {
+        log_msg(LOG_ERROR, "cannot start the board or the customer links");
+        http_free(h);
+        return NULL;
+    }
+    core->on_change = on_change;
+    core->on_change_arg = h;
     if (!evhttp_bind_socket_with_handle(h->eh, hc->bind,
                                         (ev_uint16_t)hc->port)) {
         log_msg(LOG_ERROR, "cannot listen for HTTP on %s:%d", hc->bind,
                 hc->port);
-        evhttp_free(h->eh);
-        free(h);
+        http_free(h);
         return NULL;
     }
     log_msg(LOG_INFO, "HTTP on %s:%d", hc->bind, hc->port);
@@ -1274,6 +1438,14 @@ http_free(struct http *h)
         free(p);
     }
     evhttp_free(h->eh); /* calls conn_closed for each connection */
+    if (h->core->on_change_arg == h) {
+        h->core->on_change = NULL;
+        h->core->on_change_arg = NULL;
+    }
+    if (h->change_ev)
+        event_free(h->change_ev);
+    board_free(h->board);
+    track_close(&h->track);
     struct known_conn *k, *tmp;
     HASH_ITER(hh, h->known, k, tmp)
     {

@@ -34,6 +34,13 @@ struct http_config {
     char wms_at[HTTP_FIELD_MAX];       /* outbound_at */
     char wms_operator[HTTP_FIELD_MAX]; /* operator */
     char wms_photo[HTTP_FIELD_MAX];    /* photo_url */
+    char wms_carrier[HTTP_FIELD_MAX];  /* carrier (the customer page) */
+    /* The board (GET /) and the customer page (GET /o/{id}). */
+    size_t board_max;          /* queued orders a board snapshot lists:
+                                  200 (1..CORE_PEEK_MAX) */
+    bool customer_links;       /* /o/{id}, /v1/track/{id}, customer_url */
+    char public_url[256];      /* base of customer_url; "" = http://bind:port */
+    char customer_secret[512]; /* the link secret's file; "" = the store's */
 };
 
 void http_config_default(struct http_config *hc);

@@ -529,3 +529,41 @@ pheap_build_sorted(struct pheap *h, struct pheap_node **sorted, size_t n)
     h->root = n > 0 ? sorted[0] : NULL;
     h->size = n;
 }
+
+/* Depth first through one tree: down by child, along by next, and up by
+   walking back to a first child, whose prev is its parent. */
+static void
+each_tree(struct pheap_node *t, void (*fn)(void *ctx, struct pheap_node *n),
+          void *ctx)
+{
+    struct pheap_node *n = t;
+    for (;;) {
+        fn(ctx, n);
+        if (n->child) {
+            n = n->child;
+            continue;
+        }
+        for (;;) {
+            if (n == t)
+                return;
+            if (n->next) {
+                n = n->next;
+                break;
+            }
+            while (n->prev->child != n)
+                n = n->prev;
+            n = n->prev;
+        }
+    }
+}
+
+void
+pheap_each(struct pheap *h, void (*fn)(void *ctx, struct pheap_node *n),
+           void *ctx)
+{
+    if (h->root)
+        each_tree(h->root, fn, ctx);
+    for (unsigned i = 0; i < 64; i++)
+        if (h->slot_bits & (UINT64_C(1) << i))
+            each_tree(h->slot[i], fn, ctx);
+}

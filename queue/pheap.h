@@ -80,4 +80,9 @@ size_t pheap_topk(struct pheap *h, size_t k, struct pheap_node **out);
    as a chain whose pops cost O(1): used after recovery. */
 void pheap_build_sorted(struct pheap *h, struct pheap_node **sorted, size_t n);
 
+/* Call fn for every node of h, in no set order (a walk of the main tree
+   and the slot trees, iterative, no memory).  fn must not change h. */
+void pheap_each(struct pheap *h, void (*fn)(void *ctx, struct pheap_node *n),
+                void *ctx);
+
 #endif

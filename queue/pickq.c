@@ -1558,3 +1558,39 @@ pickq_each_warehouse(struct pickq *q,
     for (struct pickq_wh *wh = q->whs; wh; wh = wh->hh.next)
         fn(ctx, wh->name);
 }
+
+/* ---- walks for the board (kept at the end of the file) --------------- */
+
+struct each_picking {
+    const char *warehouse;
+    void (*fn)(void *ctx, const struct order *o);
+    void *ctx;
+};
+
+static void
+each_picking_one(void *ctx, struct pheap_node *n)
+{
+    struct each_picking *e = ctx;
+    const struct order *o = order_of_t(n);
+    if (o->state != STATE_PICKING && o->state != STATE_PICKED)
+        return;
+    if (e->warehouse && strcmp(e->warehouse, o->wh->name) != 0)
+        return;
+    e->fn(e->ctx, o);
+}
+
+void
+pickq_each_picking(struct pickq *q, const char *warehouse,
+                   void (*fn)(void *ctx, const struct order *o), void *ctx)
+{
+    struct each_picking e = {warehouse, fn, ctx};
+    pheap_each(&q->timers, each_picking_one, &e);
+}
+
+void
+pickq_each_finished(struct pickq *q,
+                    void (*fn)(void *ctx, const struct order *o), void *ctx)
+{
+    for (const struct order *o = q->fin_head; o; o = o->fin_next)
+        fn(ctx, o);
+}

@@ -257,4 +257,17 @@ void pickq_each_warehouse(struct pickq *q,
                           void (*fn)(void *ctx, const char *warehouse),
                           void *ctx);
 
+/* Call fn for every order of warehouse (NULL: every warehouse) that is
+   picking, or picked with its confirm timer armed: the orders in the
+   timer heap that a picker holds, in no set order.  O(timers).  fn must
+   not change q. */
+void pickq_each_picking(struct pickq *q, const char *warehouse,
+                        void (*fn)(void *ctx, const struct order *o),
+                        void *ctx);
+/* Call fn for every finished order (shipped, delivered, cancelled),
+   oldest `updated` first.  fn must not change q. */
+void pickq_each_finished(struct pickq *q,
+                         void (*fn)(void *ctx, const struct order *o),
+                         void *ctx);
+
 #endif

@@ -374,6 +374,23 @@ e2e_finish(struct daemon *d)
     cr_assert(!bad, "sanitizer report in the daemon log %s", d->log);
 }
 
+/* A users file ("name role secret" lines) in d's directory, mode 600, for
+   --users; its path (static storage). */
+static inline const char *
+e2e_users_file(struct daemon *d, const char *lines)
+{
+    static char path[300];
+    if (!d->dir[0])
+        e2e_tempdir(d);
+    snprintf(path, sizeof path, "%s/users", d->dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f, "%s: %s", path, strerror(errno));
+    fputs(lines, f);
+    fclose(f);
+    cr_assert_eq(chmod(path, 0600), 0);
+    return path;
+}
+
 #ifdef E2E_BIN
 #include <inttypes.h>
 

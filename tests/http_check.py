@@ -232,7 +232,7 @@ def mode_api():
 
     # Routes.
     expect(get("/v1/nothing"), 404, "NOTFOUND", "unknown route")
-    expect(get("/"), 404, "NOTFOUND", "/")
+    expect(get("/favicon.ico"), 404, "NOTFOUND", "a file the board lacks")
     expect(get("/v1/orders/A-1/approve/more"), 404, "NOTFOUND", "too deep")
     r = request("DELETE", "/v1/orders/A-1")
     expect(r, 405, what="DELETE an order")

@@ -9,6 +9,7 @@
 
 #include <criterion/criterion.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -551,4 +552,46 @@ Test(pheap, model_random, .timeout = 300)
                      "seed %" PRIu64 ": drain position %zu", w.seed, i);
     cr_assert_null(pheap_pop(&w.h), "seed %" PRIu64 ": heap not drained",
                    w.seed);
+}
+
+static void
+count_visit(void *ctx, struct pheap_node *n)
+{
+    int *seen = ctx;
+    seen[item_of(n)->id]++;
+}
+
+/* Every node once, whatever shape the heap has: fresh inserts in the slot
+   trees, a tree combined by pops, removes in the middle. */
+Test(pheap, each_visits_every_node_once)
+{
+    enum { N = 300 };
+    static struct item it[N];
+    int seen[N];
+    struct pheap h;
+    pheap_init(&h);
+    for (int i = 0; i < N; i++) {
+        set(&it[i], i, (uint64_t)((i * 37) % N), (uint64_t)i);
+        pheap_insert(&h, &it[i].node);
+    }
+    bool gone[N] = {false};
+    for (int round = 0; round < 3; round++) {
+        memset(seen, 0, sizeof seen);
+        pheap_each(&h, count_visit, seen);
+        for (int i = 0; i < N; i++)
+            cr_assert_eq(seen[i], gone[i] ? 0 : 1,
+                         "round %d: item %d seen %d times", round, i, seen[i]);
+        struct pheap_node *p = pheap_pop(&h);
+        gone[item_of(p)->id] = true;
+        for (int i = round; i < N; i += 50)
+            if (!gone[i]) {
+                pheap_remove(&h, &it[i].node);
+                gone[i] = true;
+            }
+    }
+    pheap_init(&h);
+    memset(seen, 0, sizeof seen);
+    pheap_each(&h, count_visit, seen);
+    for (int i = 0; i < N; i++)
+        cr_assert_eq(seen[i], 0);
 }
