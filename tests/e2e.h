@@ -34,8 +34,8 @@
 struct daemon {
     pid_t pid;
     int port;
-    int http_port;  /* the HTTP gateway's port (free, like port) */
-    char dir[256];  /* temp dir: data/ and dispatchd.log inside */
+    int http_port; /* the HTTP gateway's port (free, like port) */
+    char dir[256]; /* temp dir: data/ and dispatchd.log inside */
     char data[300];
     char log[300];
 };
@@ -313,6 +313,39 @@ e2e_info_int(redisContext *c, const char *key)
         v = atoll(p + strlen(pat));
     freeReplyObject(r);
     return v;
+}
+
+/* Outputs a test keeps (e2e_keep) until its teardown frees them
+   (e2e_free_kept): command outputs whose strings assertions still use. */
+struct e2e_kept {
+    char *v[256];
+    size_t n;
+};
+
+static inline struct e2e_kept *
+e2e_kept(void)
+{
+    static struct e2e_kept k;
+    return &k;
+}
+
+static inline char *
+e2e_keep(char *s)
+{
+    struct e2e_kept *k = e2e_kept();
+    cr_assert(s != NULL && k->n < sizeof k->v / sizeof k->v[0],
+              "e2e_keep: nothing to keep, or more than 256 outputs");
+    k->v[k->n++] = s;
+    return s;
+}
+
+static inline void
+e2e_free_kept(void)
+{
+    struct e2e_kept *k = e2e_kept();
+    for (size_t i = 0; i < k->n; i++)
+        free(k->v[i]);
+    k->n = 0;
 }
 
 /* Run a shell command (printf-style) with stderr merged into stdout:

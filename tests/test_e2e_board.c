@@ -23,8 +23,6 @@
 #define S_WMS "wms-secret-3333"
 
 static struct daemon D;
-static char *outs[256]; /* command outputs, freed at teardown */
-static size_t nouts;
 static json_t *docs[256];
 static size_t ndocs;
 
@@ -33,9 +31,7 @@ teardown(void)
 {
     e2e_kill(&D);
     e2e_cleanup(&D);
-    for (size_t i = 0; i < nouts; i++)
-        free(outs[i]);
-    nouts = 0;
+    e2e_free_kept();
     for (size_t i = 0; i < ndocs; i++)
         json_decref(docs[i]);
     ndocs = 0;
@@ -66,8 +62,7 @@ curl(const char *fmt, ...)
     va_end(ap);
     int st;
     char *o = e2e_sh(&st, CURL " -sS -m 20 %s", args);
-    cr_assert(nouts < sizeof outs / sizeof outs[0]);
-    outs[nouts++] = o;
+    e2e_keep(o);
     cr_assert_eq(st, 0, "curl %s: exit %d\n%s", args, st, o);
     return o;
 }

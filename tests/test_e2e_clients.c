@@ -25,8 +25,6 @@
 #define PYTHON "/usr/bin/python3" /* Debian's, where python3-redis lives */
 
 static struct daemon D;
-static char *outs[256]; /* command outputs, freed at teardown */
-static size_t nouts;
 
 /* Before the daemon's directory goes: show its log when it holds an
    error or a sanitizer report, since assertion messages point at it. */
@@ -55,9 +53,7 @@ teardown(void)
 {
     show_bad_log(&D);
     e2e_cleanup(&D);
-    for (size_t i = 0; i < nouts; i++)
-        free(outs[i]);
-    nouts = 0;
+    e2e_free_kept();
 }
 
 static void
@@ -129,8 +125,7 @@ sh(int *status, const char *fmt, ...)
     out[len] = '\0';
     int st = pclose(f);
     *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-    cr_assert(nouts < sizeof outs / sizeof outs[0]);
-    outs[nouts++] = out;
+    e2e_keep(out);
     return out;
 }
 
@@ -164,11 +159,10 @@ after(const char *out, const char *key)
     const char *nl = strchr(p, '\n');
     size_t n = nl ? (size_t)(nl - p) : strlen(p);
     char *v = malloc(n + 1);
-    cr_assert(v && nouts < sizeof outs / sizeof outs[0]);
+    cr_assert(v);
     memcpy(v, p, n);
     v[n] = '\0';
-    outs[nouts++] = v;
-    return v;
+    return e2e_keep(v);
 }
 
 Test(clients, redis_cli_one_command_per_process)

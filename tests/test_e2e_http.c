@@ -25,8 +25,6 @@ static struct daemon D;
 static redisContext *C;
 static char mnt[264]; /* dir + "/mnt": mnt + "/data" still fits */
 static bool mounted;
-static char *outs[64]; /* command outputs, freed at teardown */
-static size_t nouts;
 
 static void
 teardown(void)
@@ -39,9 +37,7 @@ teardown(void)
         fprintf(stderr, "umount %s: %s\n", mnt, strerror(errno));
     mounted = false;
     e2e_cleanup(&D);
-    for (size_t i = 0; i < nouts; i++)
-        free(outs[i]);
-    nouts = 0;
+    e2e_free_kept();
 }
 
 static void
@@ -67,8 +63,7 @@ check(const char *mode, const char *args)
     int st;
     char *o = e2e_sh(&st, PYTHON " %s/tests/http_check.py %s %d %s", SOURCE_DIR,
                      mode, D.http_port, args ? args : "");
-    cr_assert(nouts < sizeof outs / sizeof outs[0]);
-    outs[nouts++] = o;
+    e2e_keep(o);
     cr_assert_eq(st, 0, "http_check.py %s failed (exit %d):\n%s", mode, st, o);
     char want[80];
     snprintf(want, sizeof want, "http_check %s: all checks passed", mode);
@@ -82,8 +77,7 @@ curl(const char *args)
 {
     int st;
     char *o = e2e_sh(&st, CURL " -sS -m 20 %s", args);
-    cr_assert(nouts < sizeof outs / sizeof outs[0]);
-    outs[nouts++] = o;
+    e2e_keep(o);
     cr_assert_eq(st, 0, "curl %s: exit %d\n%s", args, st, o);
     return o;
 }
