@@ -343,8 +343,17 @@ rk_deadline(uint64_t key, const struct order *o)
    own, and never into the asn class, so an asn order (a production line
    waiting) is never passed by an escalated one.  asn and rush4h orders
    therefore never escalate (escalate_window[CLASS_RUSH4H] is unused).
-   The promotion lasts until the order leaves the queue, past its
-   deadline too (README, "Surge day", says why). */
+   The promotion ends when the deadline passes: an order already late
+   goes back to its own class (first there, by deadline) rather than
+   ahead of the orders of the class above that can still make it, and an
+   order past its deadline is not promoted (README, "Surge day", has the
+   measurements).
+
+   Timers: a queued order at its own class that may escalate has one at
+   deadline - window; a promoted one at its deadline (the demotion).  One
+   whose promotion time came after its deadline keeps its timer entry
+   with the key NO_TIME ("parked"), so whether an order is in the timer
+   heap still follows from its state and class alone. */
 static bool
 may_escalate(const struct pickq *q, int cls)
 {
@@ -357,16 +366,20 @@ static int
 escalate_from(const struct pickq *q, int cls, int64_t deadline, int64_t now)
 {
     if (may_escalate(q, cls) &&
-        sat_add(deadline, -q->cfg.escalate_window[cls]) <= now)
+        sat_add(deadline, -q->cfg.escalate_window[cls]) <= now &&
+        now < deadline)
         return cls - 1;
     return cls;
 }
 
-/* When queued order o escalates, or NO_TIME (it has, or never will). */
+/* When queued order o escalates (at its own class) or goes back to its
+   own class (promoted), or NO_TIME (it never escalates). */
 static int64_t
 escalate_at(const struct pickq *q, const struct order *o)
 {
-    if (o->eff_cls != o->cls || !may_escalate(q, o->cls))
+    if (o->eff_cls != o->cls)
+        return o->deadline;
+    if (!may_escalate(q, o->cls))
         return NO_TIME;
     return sat_add(o->deadline, -q->cfg.escalate_window[o->cls]);
 }
@@ -1118,6 +1131,20 @@ pickq_tick(struct pickq *q, int64_t now, const struct pickq_tick_cb *cb)
             changes++;
             if (cb != NULL && cb->unconfirmed != NULL)
                 cb->unconfirmed(cb->ctx, o);
+        } else if (o->state == STATE_QUEUED && o->eff_cls != o->cls) {
+            /* Its deadline passed: the promotion ends.  Reported like an
+               escalation, from the promoted class down to its own. */
+            int from = o->eff_cls;
+            set_state(o, ACTION_ESCALATE);
+            requeue(q, o, o->cls, o->deadline, o->cls, NULL);
+            o->updated = now;
+            changes++;
+            if (cb != NULL && cb->escalated != NULL)
+                cb->escalated(cb->ctx, o, from);
+        } else if (o->state == STATE_QUEUED && now >= o->deadline) {
+            /* Its promotion time came after its deadline: none. */
+            pheap_remove(&q->timers, &o->tnode);
+            timer_insert(q, o, NO_TIME);
         } else if (o->state == STATE_QUEUED) {
             int from = o->eff_cls;
             set_state(o, ACTION_ESCALATE);

@@ -43,8 +43,10 @@ struct pickq_config {
        deadline), once: at most one class above its own, and never into
        the asn class, so an asn order is never passed by an escalated one
        (rush4h and asn never escalate; [CLASS_ASN] and [CLASS_RUSH4H] are
-       unused).  The promotion holds until the order leaves the queue, past
-       its deadline too.  0 disables.  Defaults: rush4h 30 min (unused),
+       unused).  The promotion ends when the deadline passes (the order
+       goes back to its own class; cb->escalated reports it, with from
+       the class above), and an order past its deadline is not promoted.
+       0 disables.  Defaults: rush4h 30 min (unused),
        rush24h 4 h, normal 24 h. */
     int64_t escalate_window[CLASS_COUNT];
     int64_t pick_ms;  /* mean pick duration before any is measured: 120000 */

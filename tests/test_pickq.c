@@ -811,24 +811,24 @@ Test(pickq, tick_escalates_step_by_step)
     cr_assert_eq(n->eff_cls, CLASS_RUSH24H);
     cr_assert_str_eq(queue_ids(q, "SH01"), "N R", "earliest deadline first");
 
-    /* Far past the rush24h and rush4h windows: one class up is all, so
-       N has no timer left; R's own escalation is next. */
+    /* Far past the rush24h and rush4h windows: one class up is all; N's
+       next timer is the end of its promotion, at its deadline. */
     log.text[0] = '\0';
-    cr_assert_eq(pickq_next_timer(q), T0 + 36 * HOUR);
+    cr_assert_eq(pickq_next_timer(q), T0 + 30 * HOUR);
     cr_assert_eq(pickq_tick(q, T0 + 29 * HOUR + 45 * MIN, &cb), 0);
     cr_assert_str_eq(log.text, "");
     cr_assert_eq(n->eff_cls, CLASS_RUSH24H);
-    cr_assert_eq(pickq_tick(q, T0 + 36 * HOUR, &cb), 1);
-    cr_assert_str_eq(log.text, "U:R:rush24h>rush4h ");
-    cr_assert_eq(pickq_next_timer(q), INT64_MAX, "nothing escalates twice");
+    cr_assert_eq(pickq_tick(q, T0 + 36 * HOUR, &cb), 2);
+    cr_assert_str_eq(log.text, "U:N:rush24h>normal U:R:rush24h>rush4h ");
+    cr_assert_eq(pickq_next_timer(q), T0 + 40 * HOUR, "R's deadline");
     cr_assert_str_eq(queue_ids(q, "SH01"), "R N");
     struct pickq_stats st;
     pickq_stats(q, "SH01", &st);
-    cr_assert_eq(st.escalations, 2);
+    cr_assert_eq(st.escalations, 2, "the end of a promotion is none");
     cr_assert_eq(st.queued_by_class[CLASS_ASN], 0);
     cr_assert_eq(st.queued_by_class[CLASS_RUSH4H], 1);
-    cr_assert_eq(st.queued_by_class[CLASS_RUSH24H], 1);
-    cr_assert_eq(st.queued_by_class[CLASS_NORMAL], 0);
+    cr_assert_eq(st.queued_by_class[CLASS_RUSH24H], 0);
+    cr_assert_eq(st.queued_by_class[CLASS_NORMAL], 1);
     pickq_free(q);
 }
 
@@ -838,7 +838,7 @@ Test(pickq, escalation_at_entry_and_disabled_windows)
     struct order *a = push(q, "A", "SH01", CLASS_NORMAL, T0 + HOUR, true, T0);
     cr_assert_eq(a->eff_cls, CLASS_RUSH24H,
                  "within 24 h and 4 h at once: one class up only");
-    cr_assert_eq(pickq_next_timer(q), INT64_MAX);
+    cr_assert_eq(pickq_next_timer(q), T0 + HOUR, "the promotion's end");
     /* The window's edge is inside it. */
     struct order *b =
         push(q, "B", "SH01", CLASS_NORMAL, T0 + 24 * HOUR, true, T0);
@@ -859,8 +859,9 @@ Test(pickq, escalation_at_entry_and_disabled_windows)
     cr_assert_eq(a->eff_cls, CLASS_RUSH24H);
     struct order *r = push(q, "R", "SH01", CLASS_RUSH24H, T0 + HOUR, true, T0);
     cr_assert_eq(r->eff_cls, CLASS_RUSH24H, "rush24h does not escalate");
+    cr_assert_eq(pickq_next_timer(q), T0 + HOUR, "A's promotion ends");
+    cr_assert_eq(pickq_tick(q, T0 + 2 * HOUR, NULL), 1);
     cr_assert_eq(pickq_next_timer(q), INT64_MAX);
-    cr_assert_eq(pickq_tick(q, T0 + 2 * HOUR, NULL), 0);
     pickq_free(q);
 }
 
@@ -944,14 +945,18 @@ Test(pickq, escalation_at_most_one_class_above_its_own)
     struct order *m =
         push(q, "M", "SH01", CLASS_NORMAL, T0 + 10 * MIN, true, T0);
     cr_assert_eq(m->eff_cls, CLASS_RUSH24H, "one up at intake");
-    cr_assert_eq(pickq_next_timer(q), T0 + HOUR, "R's; M has none left");
-    /* Far past the normal, rush24h and rush4h windows of N and R. */
+    cr_assert_eq(pickq_next_timer(q), T0 + 10 * MIN, "M's promotion ends");
+    /* M's deadline passes; R is promoted once, not twice. */
+    cr_assert_eq(pickq_tick(q, T0 + 4 * HOUR + 50 * MIN, &cb), 2);
+    cr_assert_str_eq(log.text, "U:M:rush24h>normal U:R:rush24h>rush4h ");
+    cr_assert_eq(r->eff_cls, CLASS_RUSH4H, "inside rush4h's window: no asn");
+    /* Far past the normal, rush24h and rush4h windows of N. */
+    log.text[0] = '\0';
     cr_assert_eq(pickq_tick(q, T0 + 29 * HOUR + 45 * MIN, &cb), 2);
-    cr_assert_str_eq(log.text, "U:R:rush24h>rush4h U:N:normal>rush24h ");
-    cr_assert_eq(r->eff_cls, CLASS_RUSH4H);
+    cr_assert_str_eq(log.text, "U:R:rush4h>rush24h U:N:normal>rush24h ");
     cr_assert_eq(n->eff_cls, CLASS_RUSH24H);
-    cr_assert_eq(pickq_next_timer(q), INT64_MAX);
-    cr_assert_str_eq(queue_ids(q, "SH01"), "R M N");
+    cr_assert_eq(pickq_next_timer(q), T0 + 30 * HOUR);
+    cr_assert_str_eq(queue_ids(q, "SH01"), "R N M");
     /* A reprio computes it again from the new class: one up at most. */
     cr_assert_eq(pickq_reprio(q, m, CLASS_NORMAL, T0 + 30 * HOUR,
                               T0 + 30 * HOUR - MIN, NULL, NULL, 0),
@@ -960,6 +965,53 @@ Test(pickq, escalation_at_most_one_class_above_its_own)
     struct pickq_stats st;
     pickq_stats(q, NULL, &st);
     cr_assert_eq(st.escalations, 3);
+    pickq_free(q);
+}
+
+/* tools/sim, five understaffed surge days: with promotions held past the
+   deadline, late normal orders sat in rush24h ahead of the normal orders
+   that could still make it (6,797 late against 4,830). */
+Test(pickq, escalation_ends_at_the_deadline)
+{
+    struct pickq *q = new_q();
+    struct tick_log log = {0};
+    struct pickq_tick_cb cb = {on_expired, on_escalated, NULL, &log};
+    struct order *n =
+        push(q, "N", "SH01", CLASS_NORMAL, T0 + 10 * HOUR, true, T0);
+    struct order *m =
+        push(q, "M", "SH01", CLASS_NORMAL, T0 + 20 * HOUR, true, T0);
+    cr_assert_eq(n->eff_cls, CLASS_RUSH24H);
+    cr_assert_eq(m->eff_cls, CLASS_RUSH24H);
+    cr_assert_str_eq(queue_ids(q, "SH01"), "N M");
+    cr_assert_eq(pickq_next_timer(q), T0 + 10 * HOUR);
+    cr_assert_eq(pickq_tick(q, T0 + 10 * HOUR - 1, &cb), 0);
+    cr_assert_eq(pickq_tick(q, T0 + 10 * HOUR, &cb), 1);
+    cr_assert_str_eq(log.text, "U:N:rush24h>normal ");
+    cr_assert_eq(n->eff_cls, CLASS_NORMAL);
+    cr_assert_str_eq(queue_ids(q, "SH01"), "M N", "M can still make it");
+    /* Not promoted again, and an order pushed late is not promoted. */
+    struct order *p =
+        push(q, "P", "SH01", CLASS_NORMAL, T0 + 9 * HOUR, true, T0 + 11 * HOUR);
+    cr_assert_eq(p->eff_cls, CLASS_NORMAL);
+    cr_assert_eq(pickq_tick(q, T0 + 11 * HOUR, &cb), 0);
+    cr_assert_eq(pickq_next_timer(q), T0 + 20 * HOUR, "M's end; N, P none");
+    cr_assert_str_eq(queue_ids(q, "SH01"), "M P N");
+    /* A promotion due while its lease ran, the deadline passed too: the
+       order comes back at its own class. */
+    struct order *o;
+    cr_assert_eq(pickq_next(q, "SH01", "p", 12 * HOUR, T0 + 11 * HOUR, &o),
+                 PICKQ_OK);
+    cr_assert_eq(o, m);
+    cr_assert_eq(pickq_release(q, m, m->lease, T0 + 21 * HOUR), PICKQ_OK);
+    log.text[0] = '\0';
+    cr_assert_eq(pickq_tick(q, T0 + 21 * HOUR, &cb), 1);
+    cr_assert_str_eq(log.text, "U:M:rush24h>normal ");
+    cr_assert_eq(pickq_next_timer(q), INT64_MAX);
+    cr_assert_str_eq(queue_ids(q, "SH01"), "P N M");
+    struct pickq_stats st;
+    pickq_stats(q, NULL, &st);
+    cr_assert_eq(st.escalations, 2, "promotions at intake only");
+    cr_assert_eq(st.queued_by_class[CLASS_RUSH24H], 0);
     pickq_free(q);
 }
 
@@ -1846,7 +1898,7 @@ Test(pickq, restore_rebuilds_queues_timers_and_counters)
     cr_assert_eq(pickq_tick(q, T0, &cb), 1);
     cr_assert_str_eq(log.text, "U:E7:rush24h>rush4h E:P9:41 ");
     cr_assert_str_eq(queue_ids(q, "SH01"), "E7 P9 Q2 Q5");
-    cr_assert_eq(pickq_next_timer(q), T0 + 66 * HOUR, "Q2's, the rest never");
+    cr_assert_eq(pickq_next_timer(q), T0 + 3 * HOUR, "E7's promotion ends");
 
     /* Counters move past everything restored. */
     struct order *x;
@@ -2018,6 +2070,8 @@ struct mo {
     char picker[8];    /* "" = anonymous */
     int64_t pick_done; /* when picked */
     bool fired;        /* its confirm timeout fired */
+    bool parked;       /* queued, its promotion time came after its
+                          deadline: no timer (key NO_TIME) */
 };
 
 /* Per warehouse counters the model keeps, compared with pickq_stats. */
@@ -2124,12 +2178,20 @@ model_rank(struct model *md, const struct mo *x)
     return 0;
 }
 
-/* One class up within the class's window, never into asn. */
+static bool
+model_may_escalate(const struct model *md, int cls)
+{
+    return cls > CLASS_RUSH4H && md->cfg.escalate_window[cls] > 0;
+}
+
+/* One class up within the class's window and before the deadline, never
+   into asn. */
 static int
 model_escalate(const struct model *md, int cls, int64_t deadline)
 {
-    if (cls > CLASS_RUSH4H && md->cfg.escalate_window[cls] > 0 &&
-        deadline - md->cfg.escalate_window[cls] <= md->now)
+    if (model_may_escalate(md, cls) &&
+        deadline - md->cfg.escalate_window[cls] <= md->now &&
+        md->now < deadline)
         return cls - 1;
     return cls;
 }
@@ -2304,8 +2366,10 @@ check_all(struct model *md)
         int64_t t = INT64_MAX;
         if (x->state == STATE_PICKING)
             t = x->lease_exp;
-        else if (x->state == STATE_QUEUED && x->eff == x->cls &&
-                 x->cls > CLASS_RUSH4H && md->cfg.escalate_window[x->cls] > 0)
+        else if (x->state == STATE_QUEUED && x->eff != x->cls)
+            t = x->deadline; /* the promotion ends */
+        else if (x->state == STATE_QUEUED && !x->parked &&
+                 model_may_escalate(md, x->cls))
             t = x->deadline - md->cfg.escalate_window[x->cls];
         else if (x->state == STATE_PICKED && !x->fired)
             t = x->pick_done + md->cfg.confirm_timeout_ms;
@@ -2420,6 +2484,7 @@ op_approve(struct model *md)
     }
     CHECK(md, rc == PICKQ_OK);
     x->state = STATE_QUEUED;
+    x->parked = false;
     if (x->seq == 0)
         x->seq = ++md->seq;
     x->eff = model_escalate(md, x->cls, x->deadline);
@@ -2581,6 +2646,7 @@ op_release(struct model *md, bool touch)
         x->lease_exp = md->now + model_lease_len(md, len);
     } else {
         x->state = STATE_QUEUED; /* same eff, deadline and seq */
+        x->parked = false;
         md->dirty[x->wh] = true;
     }
 }
@@ -2619,6 +2685,7 @@ op_tick(struct model *md)
         struct mo *x = &md->m[i];
         if (x->state == STATE_PICKING && x->lease_exp <= md->now) {
             x->state = STATE_QUEUED;
+            x->parked = false;
             x->updated = md->now;
             expired++;
         }
@@ -2637,13 +2704,24 @@ op_tick(struct model *md)
         struct mo *x = &md->m[i];
         if (x->state != STATE_QUEUED)
             continue;
-        int eff = model_escalate(md, x->cls, x->deadline);
-        if (eff < x->eff) {
-            int from = x->eff;
-            escalated += (size_t)(x->eff - eff);
-            x->eff = eff;
-            model_overtake(md, x, from);
-            x->updated = md->now;
+        bool may = model_may_escalate(md, x->cls);
+        if (x->eff != x->cls) {
+            if (x->deadline <= md->now) { /* the promotion ends */
+                x->eff = x->cls;
+                escalated++;
+                x->updated = md->now;
+                x->parked = may; /* its promotion time is past too */
+            }
+        } else if (may && !x->parked &&
+                   x->deadline - md->cfg.escalate_window[x->cls] <= md->now) {
+            if (x->deadline <= md->now) {
+                x->parked = true;
+            } else {
+                x->eff = x->cls - 1;
+                escalated++;
+                model_overtake(md, x, x->cls);
+                x->updated = md->now;
+            }
         }
     }
     struct count_cb cc = {0, 0, 0};
@@ -2812,6 +2890,7 @@ op_reprio(struct model *md)
     if (d != 0)
         x->deadline = d;
     int eff0 = x->eff;
+    x->parked = false;
     x->eff = model_escalate(md, cls, x->deadline);
     if (queued)
         model_overtake(md, x, eff0);
