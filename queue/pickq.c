@@ -52,11 +52,12 @@
  *
  * Keys.  An order entering the queue from new or held (push approved,
  * approve) or re-prioritised gets its effective class computed at `now`:
- * promoted one class up, repeatedly, while its deadline is within the
- * window of the class it has reached.  An order coming back from a lease
- * (release, expiry) keeps its key and seq, its place; if an escalation fell
- * due while it was being picked, its timer is already in the past and the
- * next pickq_tick promotes it, with a callback like any other escalation.
+ * one class up, never into asn, while its deadline is within its class's
+ * window and not yet passed (see escalate_from).  An order coming back
+ * from a lease (release, expiry) keeps its key and seq, its place; if an
+ * escalation (or the end of one) fell due while it was being picked, its
+ * timer is already in the past and the next pickq_tick does it, with a
+ * callback like any other escalation.
  *
  * Queue jumps.  An order whose effective class is not normal and that
  * enters the queue, or moves to an earlier key by reprio, is reported: its
