@@ -350,11 +350,14 @@ usage(FILE *f)
         "                           CLASS asn (default: required), rush4h "
         "(4h),\n"
         "                           rush24h (24h), normal (72h); 0 = required\n"
-        "      --escalate-CLASS DUR promote an order one class up when its "
-        "deadline\n"
-        "                           is within DUR: rush4h (30m), rush24h "
-        "(4h),\n"
-        "                           normal (24h); 0 = never\n"
+        "      --escalate-CLASS DUR promote an order one class up, never "
+        "into asn,\n"
+        "                           while its deadline is within DUR: "
+        "rush24h (4h),\n"
+        "                           normal (24h); 0 = never (rush4h is "
+        "accepted\n"
+        "                           and ignored: nothing passes an asn "
+        "order)\n"
         "      --confirm-timeout DUR an order reported PICKED with no "
         "outbound\n"
         "                           confirmation after DUR fires an "
@@ -704,6 +707,13 @@ config_set(struct config *cfg, int id, const char *name, const char *v)
         q->deadline_default[CLASS_ASN + (id - OPT_DEADLINE_ASN)] = ms;
         break;
     case OPT_ESCALATE_RUSH4H:
+        if (ms != 0)
+            fprintf(stderr,
+                    "dispatchd: warning: %s has no effect: a rush4h order "
+                    "would escalate into asn, and nothing passes an asn "
+                    "order\n",
+                    name);
+        /* fall through */
     case OPT_ESCALATE_RUSH24H:
     case OPT_ESCALATE_NORMAL:
         q->escalate_window[CLASS_RUSH4H + (id - OPT_ESCALATE_RUSH4H)] = ms;

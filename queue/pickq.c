@@ -52,11 +52,12 @@
  *
  * Keys.  An order entering the queue from new or held (push approved,
  * approve) or re-prioritised gets its effective class computed at `now`:
- * promoted one class up, repeatedly, while its deadline is within the
- * window of the class it has reached.  An order coming back from a lease
- * (release, expiry) keeps its key and seq, its place; if an escalation fell
- * due while it was being picked, its timer is already in the past and the
- * next pickq_tick promotes it, with a callback like any other escalation.
+ * one class up, never into asn, while its deadline is within its class's
+ * window and not yet passed (see escalate_from).  An order coming back
+ * from a lease (release, expiry) keeps its key and seq, its place; if an
+ * escalation (or the end of one) fell due while it was being picked, its
+ * timer is already in the past and the next pickq_tick does it, with a
+ * callback like any other escalation.
  *
  * Queue jumps.  An order whose effective class is not normal and that
  * enters the queue, or moves to an earlier key by reprio, is reported: its
@@ -115,6 +116,12 @@ struct pickq_wh {
     bool gap_measured;
     int64_t last_lease_at; /* when the last lease was handed out */
     bool backlogged;       /* orders were still waiting after it */
+    /* Overtaking: orders that entered the queue (or were promoted) ahead
+       of every waiting order of class c since the last lease, and their
+       mean per lease gap in thousandths (EWMA, sampled with the gap). */
+    uint32_t overtakes[CLASS_COUNT];
+    int64_t rho_milli[CLASS_COUNT];
+    bool rho_measured[CLASS_COUNT];
 };
 
 struct pickq {
@@ -331,28 +338,63 @@ rk_deadline(uint64_t key, const struct order *o)
 
 /* ---- heaps ------------------------------------------------------------ */
 
-/* The effective class of class cls at now: one up while the deadline is
-   within the window of the class reached. */
+/* The escalation policy.  An order of class cls whose deadline is within
+   escalate_window[cls] of now is promoted one class up (earliest deadline
+   first near the deadline), and no further: at most one class above its
+   own, and never into the asn class, so an asn order (a production line
+   waiting) is never passed by an escalated one.  asn and rush4h orders
+   therefore never escalate (escalate_window[CLASS_RUSH4H] is unused).
+   The promotion ends when the deadline passes: an order already late
+   goes back to its own class (first there, by deadline) rather than
+   ahead of the orders of the class above that can still make it, and an
+   order past its deadline is not promoted (README, "Surge day", has the
+   measurements).
+
+   Timers: a queued order at its own class that may escalate has one at
+   deadline - window; a promoted one at its deadline (the demotion).  One
+   whose promotion time came after its deadline keeps its timer entry
+   with the key NO_TIME ("parked"), so whether an order is in the timer
+   heap still follows from its state and class alone. */
+static bool
+may_escalate(const struct pickq *q, int cls)
+{
+    return cls > CLASS_RUSH4H && cls < CLASS_COUNT &&
+           q->cfg.escalate_window[cls] > 0;
+}
+
+/* The effective class of class cls at now. */
 static int
 escalate_from(const struct pickq *q, int cls, int64_t deadline, int64_t now)
 {
-    while (cls > CLASS_ASN) {
-        int64_t w = q->cfg.escalate_window[cls];
-        if (w <= 0 || sat_add(deadline, -w) > now)
-            break;
-        cls--;
-    }
+    if (may_escalate(q, cls) &&
+        sat_add(deadline, -q->cfg.escalate_window[cls]) <= now &&
+        now < deadline)
+        return cls - 1;
     return cls;
 }
 
-/* When queued order o escalates next, or NO_TIME. */
+/* When queued order o escalates (at its own class) or goes back to its
+   own class (promoted), or NO_TIME (it never escalates). */
 static int64_t
 escalate_at(const struct pickq *q, const struct order *o)
 {
-    if (o->eff_cls == CLASS_ASN)
+    if (o->eff_cls != o->cls)
+        return o->deadline;
+    if (!may_escalate(q, o->cls))
         return NO_TIME;
-    int64_t w = q->cfg.escalate_window[o->eff_cls];
-    return w > 0 ? sat_add(o->deadline, -w) : NO_TIME;
+    return sat_add(o->deadline, -q->cfg.escalate_window[o->cls]);
+}
+
+/* Queued order o now has effective class o->eff_cls, coming from `from`
+   (CLASS_COUNT: it just entered the queue): it went ahead of every waiting
+   order of the classes in (eff_cls, from], which the estimate counts. */
+static void
+overtaking(struct order *o, int from)
+{
+    if (from > CLASS_NORMAL)
+        from = CLASS_NORMAL;
+    for (int c = o->eff_cls + 1; c <= from; c++)
+        o->wh->overtakes[c]++;
 }
 
 /* When picked order o's outbound is overdue, or NO_TIME (disabled, or it
@@ -536,6 +578,7 @@ queue_entry(struct pickq *q, struct order *o, int64_t now,
     if (o->eff_cls != o->cls)
         o->wh->st.escalations++; /* promoted at intake */
     size_t rank = enter_queue(q, o);
+    overtaking(o, CLASS_COUNT);
     if (o->eff_cls != CLASS_NORMAL) {
         if (jump != NULL) {
             size_t behind = pheap_size(&o->wh->heap) - 1 - rank;
@@ -795,8 +838,10 @@ pickq_reprio(struct pickq *q, struct order *o, int cls, int64_t deadline,
     }
 
     bool up = order_key(eff, d) < o->qnode.key && eff != CLASS_NORMAL;
+    int eff0 = o->eff_cls;
     size_t old_rank;
     size_t rank = requeue(q, o, cls, d, eff, &old_rank);
+    overtaking(o, eff0);
     if (up) {
         if (jump != NULL) {
             jump_fill(q, o, rank, old_rank - rank, now, jump);
@@ -834,8 +879,15 @@ pickq_next(struct pickq *q, const char *warehouse, const char *picker,
     timer_insert(q, o, o->lease_expires);
     o->updated = now;
     wh->st.picks++;
-    if (wh->backlogged && now > wh->last_lease_at)
+    if (wh->backlogged && now > wh->last_lease_at) {
         ewma(&wh->lease_gap_ms, &wh->gap_measured, now - wh->last_lease_at);
+        for (int c = 0; c < CLASS_COUNT; c++)
+            ewma(&wh->rho_milli[c], &wh->rho_measured[c],
+                 (int64_t)wh->overtakes[c] * 1000);
+        memset(wh->overtakes, 0, sizeof wh->overtakes);
+    } else if (!wh->backlogged) {
+        memset(wh->overtakes, 0, sizeof wh->overtakes); /* no gap */
+    }
     wh->last_lease_at = now;
     wh->backlogged = pheap_size(&wh->heap) > 0;
     if (out != NULL)
@@ -1080,10 +1132,25 @@ pickq_tick(struct pickq *q, int64_t now, const struct pickq_tick_cb *cb)
             changes++;
             if (cb != NULL && cb->unconfirmed != NULL)
                 cb->unconfirmed(cb->ctx, o);
+        } else if (o->state == STATE_QUEUED && o->eff_cls != o->cls) {
+            /* Its deadline passed: the promotion ends.  Reported like an
+               escalation, from the promoted class down to its own. */
+            int from = o->eff_cls;
+            set_state(o, ACTION_ESCALATE);
+            requeue(q, o, o->cls, o->deadline, o->cls, NULL);
+            o->updated = now;
+            changes++;
+            if (cb != NULL && cb->escalated != NULL)
+                cb->escalated(cb->ctx, o, from);
+        } else if (o->state == STATE_QUEUED && now >= o->deadline) {
+            /* Its promotion time came after its deadline: none. */
+            pheap_remove(&q->timers, &o->tnode);
+            timer_insert(q, o, NO_TIME);
         } else if (o->state == STATE_QUEUED) {
             int from = o->eff_cls;
             set_state(o, ACTION_ESCALATE);
             requeue(q, o, o->cls, o->deadline, from - 1, NULL);
+            overtaking(o, from);
             o->updated = now;
             o->wh->st.escalations++;
             changes++;
@@ -1110,10 +1177,20 @@ pickq_position(struct pickq *q, const struct order *o, size_t *rank,
     size_t r = rk_rank(o);
     if (rank != NULL)
         *rank = r;
-    if (eta_ms != NULL)
-        *eta_ms = wh->gap_measured ? sat_mul(r + 1, wh->lease_gap_ms)
-                                   : sat_mul(r + 1, wh->st.mean_pick_ms) /
-                                         active_pickers(wh);
+    if (eta_ms != NULL) {
+        int64_t base = wh->gap_measured ? sat_mul(r + 1, wh->lease_gap_ms)
+                                        : sat_mul(r + 1, wh->st.mean_pick_ms) /
+                                              active_pickers(wh);
+        int64_t rho =
+            wh->rho_measured[o->eff_cls] ? wh->rho_milli[o->eff_cls] : 0;
+        if (rho > PICKQ_OVERTAKE_CAP_MILLI)
+            rho = PICKQ_OVERTAKE_CAP_MILLI;
+        if (rho < 0)
+            rho = 0;
+        /* base * (1 + rho / 1000), saturating. */
+        *eta_ms = base > INT64_MAX / 4000 ? INT64_MAX
+                                          : sat_add(base, base * rho / 1000);
+    }
     return PICKQ_OK;
 }
 
@@ -1247,7 +1324,13 @@ pickq_restore(struct pickq *q, struct order *o)
     o->fin_prev = o->fin_next = NULL;
     memset(&o->qnode, 0, sizeof(o->qnode));
     memset(&o->tnode, 0, sizeof(o->tnode));
+    /* Stored by an older policy or damaged: within what escalation may
+       reach now (its own class, or one up but never into asn). */
     if (o->eff_cls > o->cls)
+        o->eff_cls = o->cls;
+    if (o->cls > CLASS_RUSH4H && o->eff_cls < o->cls - 1)
+        o->eff_cls = (uint8_t)(o->cls - 1);
+    if (o->cls <= CLASS_RUSH4H)
         o->eff_cls = o->cls;
     wh->st.by_state[o->state]++;
     if (o->state == STATE_QUEUED)

@@ -38,10 +38,16 @@ struct pickq_config {
     /* Deadline when a push has none, ms after now; 0 = the class requires
        one.  Defaults: asn 0, rush4h 4 h, rush24h 24 h, normal 72 h. */
     int64_t deadline_default[CLASS_COUNT];
-    /* An order of effective class c whose deadline is within
-       escalate_window[c] of now is promoted to c - 1 (earliest deadline
-       first near the deadline).  0 disables; [CLASS_ASN] is unused.
-       Defaults: rush4h 30 min, rush24h 4 h, normal 24 h. */
+    /* An order of class c whose deadline is within escalate_window[c] of
+       now is promoted to c - 1 (earliest deadline first near the
+       deadline), once: at most one class above its own, and never into
+       the asn class, so an asn order is never passed by an escalated one
+       (rush4h and asn never escalate; [CLASS_ASN] and [CLASS_RUSH4H] are
+       unused).  The promotion ends when the deadline passes (the order
+       goes back to its own class; cb->escalated reports it, with from
+       the class above), and an order past its deadline is not promoted.
+       0 disables.  Defaults: rush4h 30 min (unused),
+       rush24h 4 h, normal 24 h. */
     int64_t escalate_window[CLASS_COUNT];
     int64_t pick_ms;  /* mean pick duration before any is measured: 120000 */
     size_t jump_scan; /* displaced orders a jump report examines: 256 */
@@ -219,8 +225,13 @@ size_t pickq_tick(struct pickq *q, int64_t now, const struct pickq_tick_cb *cb);
 /* Rank (orders ahead) and estimated wait until picked (ms from now) of a
    queued order: (rank + 1) * the measured gap between leases while orders
    waited in its warehouse (EWMA, weight 1/8), or, before one is measured,
-   (rank + 1) * mean pick / active pickers.
+   (rank + 1) * mean pick / active pickers; times (1 + rho), rho the
+   measured rate at which orders go ahead of a waiting order of its
+   effective class (entries, promotions and re-prioritisations into a
+   higher class, per lease gap; EWMA 1/8 per warehouse and class, sampled
+   with the gap), capped at PICKQ_OVERTAKE_CAP_MILLI / 1000.
    PICKQ_BADSTATE when it is not queued. */
+#define PICKQ_OVERTAKE_CAP_MILLI 2000
 int pickq_position(struct pickq *q, const struct order *o, size_t *rank,
                    int64_t *eta_ms);
 /* The first k queued orders of a warehouse in pick order, without leasing.

@@ -212,7 +212,7 @@ Test(board, files_have_types_cache_headers_and_etags)
 
 Test(board, snapshot_in_pick_order_with_risks_leases_and_jumps)
 {
-    /* A pick takes 10 minutes: an order due in 15 is at risk behind 2. */
+    /* A pick takes 10 minutes: an order due in 25 is at risk behind 2. */
     e2e_start(&D, "--pick-estimate", "10m", NULL);
     char extra[300];
     long long now = e2e_now_ms();
@@ -224,7 +224,7 @@ Test(board, snapshot_in_pick_order_with_risks_leases_and_jumps)
              "\"tech_agreement\":\"TA-1\"}",
              now + 3 * 3600 * 1000LL);
     push(NULL, "A-1", "asn", "oem", extra);
-    snprintf(extra, sizeof extra, "\"deadline\":%lld", now + 15 * 60000LL);
+    snprintf(extra, sizeof extra, "\"deadline\":%lld", now + 25 * 60000LL);
     push(NULL, "N-LATE", "rush24h", "late", extra);
     push(NULL, "N-3", "normal", "c3", NULL);
 
@@ -232,10 +232,11 @@ Test(board, snapshot_in_pick_order_with_risks_leases_and_jumps)
     cr_assert_str_eq(sget(b, "warehouse"), "main");
     json_t *q = json_object_get(b, "queue");
     cr_assert_eq(json_array_size(q), 6);
-    /* The late rush24h one first: due in 15 minutes, it is escalated to
-       asn and beats A-1 by deadline; then A-1, the rush order and the
-       normals in arrival order. */
-    const char *want[] = {"N-LATE", "A-1", "R-1", "N-1", "N-2", "N-3"};
+    /* A-1 first: nothing passes an ASN order.  Then the late rush24h
+       one: due in 25 minutes, it is escalated one class, to rush4h, and
+       beats R-1 by deadline; then R-1 and the normals in arrival
+       order. */
+    const char *want[] = {"A-1", "N-LATE", "R-1", "N-1", "N-2", "N-3"};
     for (size_t i = 0; i < 6; i++) {
         json_t *o = json_array_get(q, i);
         cr_assert_str_eq(sget(o, "id"), want[i], "queue[%zu] is %s", i,
@@ -245,11 +246,11 @@ Test(board, snapshot_in_pick_order_with_risks_leases_and_jumps)
         cr_assert(iget(o, "eta") > now);
         cr_assert(iget(o, "deadline") > now);
     }
-    cr_assert_str_eq(sget(json_array_get(q, 0), "effective_class"), "asn");
-    cr_assert_str_eq(sget(json_array_get(q, 0), "class"), "rush24h");
+    cr_assert_str_eq(sget(json_array_get(q, 1), "effective_class"), "rush4h");
+    cr_assert_str_eq(sget(json_array_get(q, 1), "class"), "rush24h");
     cr_assert_str_eq(sget(json_array_get(q, 2), "class"), "rush4h");
     cr_assert_str_eq(sget(json_array_get(q, 2), "customer"), "acme");
-    /* Nothing is at risk yet: N-LATE is picked in 10 of its 15 minutes,
+    /* Nothing is at risk yet: N-LATE is picked in 20 of its 25 minutes,
        the others have hours.  The mark follows ETA > deadline. */
     json_t *risk = json_object_get(b, "at_risk");
     for (size_t i = 0; i < json_array_size(q); i++) {
@@ -258,9 +259,9 @@ Test(board, snapshot_in_pick_order_with_risks_leases_and_jumps)
         cr_assert_eq(json_is_true(json_object_get(o, "at_risk")), r);
     }
     cr_assert_eq(json_array_size(risk), 0, "nothing is late yet");
-    /* Two more due in 15 minutes queue behind N-LATE: with a pick of 10
-       minutes the second waits 20 and the third 30. */
-    snprintf(extra, sizeof extra, "\"deadline\":%lld", now + 15 * 60000LL);
+    /* Two more due in 25 minutes queue behind N-LATE: with a pick of 10
+       minutes they are picked in 30 and 40. */
+    snprintf(extra, sizeof extra, "\"deadline\":%lld", now + 25 * 60000LL);
     push(NULL, "L-2", "rush24h", "late", extra);
     push(NULL, "L-3", "rush24h", "late", extra);
     b = get_ok("/v1/board?wh=main", NULL);
@@ -281,13 +282,13 @@ Test(board, snapshot_in_pick_order_with_risks_leases_and_jumps)
     redisFree(c);
     b = get_ok("/v1/board?wh=main", NULL);
     q = json_object_get(b, "queue");
-    cr_assert_str_eq(sget(json_array_get(q, 0), "id"), "L-2");
+    cr_assert_str_eq(sget(json_array_get(q, 0), "id"), "N-LATE");
     for (size_t i = 0; i < json_array_size(q); i++)
-        cr_assert_str_neq(sget(json_array_get(q, i), "id"), "N-LATE");
+        cr_assert_str_neq(sget(json_array_get(q, i), "id"), "A-1");
     json_t *pk = json_object_get(b, "picking");
     cr_assert_eq(json_array_size(pk), 1);
     json_t *p0 = json_array_get(pk, 0);
-    cr_assert_str_eq(sget(p0, "id"), "N-LATE");
+    cr_assert_str_eq(sget(p0, "id"), "A-1");
     cr_assert_str_eq(sget(p0, "picker"), "张三");
     long long left = iget(p0, "lease_left_ms");
     cr_assert(left > 100000 && left <= 120000, "lease left %lld", left);
@@ -319,7 +320,9 @@ Test(board, snapshot_in_pick_order_with_risks_leases_and_jumps)
     cr_assert_eq(iget(json_object_get(cnt, "by_state"), "queued"), 7);
     cr_assert_eq(iget(json_object_get(cnt, "by_state"), "picking"), 1);
     cr_assert_eq(iget(json_object_get(cnt, "queued_by_class"), "normal"), 3);
-    cr_assert_eq(iget(json_object_get(cnt, "queued_by_class"), "rush4h"), 1);
+    /* By effective class: R-1 and the three escalated rush24h orders. */
+    cr_assert_eq(iget(json_object_get(cnt, "queued_by_class"), "rush4h"), 4);
+    cr_assert_eq(iget(json_object_get(cnt, "queued_by_class"), "asn"), 0);
     cr_assert(
         json_is_true(json_object_get(json_object_get(b, "storage"), "ok")));
     json_t *ws = json_object_get(b, "warehouses");

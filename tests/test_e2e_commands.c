@@ -1050,19 +1050,19 @@ Test(cmd, sigterm_with_blocked_picker_and_subscriber)
 Test(cmd, escalation_shows_in_get)
 {
     start();
-    /* Due in an hour: inside the normal (24 h) and rush24h (4 h) windows,
-       outside rush4h's 30 min (pickq.h defaults). */
+    /* Due in an hour: inside the normal (24 h) and rush24h (4 h) windows
+       (pickq.h defaults), but an order escalates one class up at most. */
     long long t = e2e_now_ms();
     push_ok("PUSH late normal DEADLINE %lld APPROVED", t + HOUR_MS);
     push_ok("PUSH early rush24h DEADLINE %lld APPROVED", t + 20 * HOUR_MS);
     const char *eff = "";
     for (int i = 0; i < 300; i++) {
         eff = fs(get("late"), "effective_class");
-        if (strcmp(eff, "rush4h") == 0)
+        if (strcmp(eff, "rush24h") == 0)
             break;
         e2e_sleep_ms(10);
     }
-    cr_assert_str_eq(eff, "rush4h", "normal order due in 1 h");
+    cr_assert_str_eq(eff, "rush24h", "normal order due in 1 h");
     redisReply *g = get("late");
     cr_assert_str_eq(fs(g, "class"), "normal");
     cr_assert_eq(fi(g, "position"), 0);

@@ -4,7 +4,8 @@
  * real daemon, once with escalation and once with strict class priority,
  * with the WMS's jitter (delayed, duplicated, lost and retried callbacks)
  * and abandoned leases.  Every status sample must match what physically
- * happened, and no order may be picked by two pickers.
+ * happened, no order may be picked by two pickers, and no asn order may
+ * wait while an order of a lower class is leased in its warehouse.
  */
 #include "e2e.h"
 
@@ -50,6 +51,10 @@ Test(sim, surge_day_small, .timeout = 300)
         cr_assert_eq(json_num(r, "open"), 0, "%s", out);
         cr_assert_gt(json_num(r, "retried"), 0, "the jitter ran: %s", out);
     }
-    /* Strict priority never escalates. */
+    /* Strict priority never escalates, and escalation never leases a
+       lower class ahead of a waiting asn order (issue 13: it promoted
+       rush4h orders into asn). */
     cr_assert_eq(json_num(strict, "escalations"), 0, "%s", out);
+    cr_assert_eq(json_num(esc, "asn_passed"), 0, "%s", out);
+    cr_assert_eq(json_num(strict, "asn_passed"), 0, "%s", out);
 }

@@ -500,8 +500,9 @@ Test(pickq, reprio_both_ways)
     cr_assert_null(j.order);
     cr_assert_eq(o[4]->deadline, T0 + 3 * HOUR);
     /* Its deadline is within the normal window (24 h) and the rush24h
-       window (4 h) at once: the effective class is computed again. */
-    cr_assert_eq(o[4]->eff_cls, CLASS_RUSH4H);
+       window (4 h) at once: the effective class is computed again, one
+       class up at most. */
+    cr_assert_eq(o[4]->eff_cls, CLASS_RUSH24H);
     cr_assert_str_eq(queue_ids(q, "SH01"), "N4 N0 N1 N2 N3");
     cr_assert_eq(pickq_reprio(q, o[4], CLASS_NORMAL, T0 + 90 * HOUR, T0 + 7, &j,
                               NULL, 0),
@@ -809,20 +810,25 @@ Test(pickq, tick_escalates_step_by_step)
     cr_assert_eq(n->cls, CLASS_NORMAL, "the pushed class stays");
     cr_assert_eq(n->eff_cls, CLASS_RUSH24H);
     cr_assert_str_eq(queue_ids(q, "SH01"), "N R", "earliest deadline first");
-    cr_assert_eq(pickq_next_timer(q), T0 + 26 * HOUR);
 
-    /* Far past both windows: promoted twice in one tick. */
+    /* Far past the rush24h and rush4h windows: one class up is all; N's
+       next timer is the end of its promotion, at its deadline. */
     log.text[0] = '\0';
-    cr_assert_eq(pickq_tick(q, T0 + 29 * HOUR + 45 * MIN, &cb), 2);
-    cr_assert_str_eq(log.text, "U:N:rush24h>rush4h U:N:rush4h>asn ");
-    cr_assert_eq(n->eff_cls, CLASS_ASN);
-    cr_assert_eq(pickq_next_timer(q), T0 + 36 * HOUR);
+    cr_assert_eq(pickq_next_timer(q), T0 + 30 * HOUR);
+    cr_assert_eq(pickq_tick(q, T0 + 29 * HOUR + 45 * MIN, &cb), 0);
+    cr_assert_str_eq(log.text, "");
+    cr_assert_eq(n->eff_cls, CLASS_RUSH24H);
+    cr_assert_eq(pickq_tick(q, T0 + 36 * HOUR, &cb), 2);
+    cr_assert_str_eq(log.text, "U:N:rush24h>normal U:R:rush24h>rush4h ");
+    cr_assert_eq(pickq_next_timer(q), T0 + 40 * HOUR, "R's deadline");
+    cr_assert_str_eq(queue_ids(q, "SH01"), "R N");
     struct pickq_stats st;
     pickq_stats(q, "SH01", &st);
-    cr_assert_eq(st.escalations, 3);
-    cr_assert_eq(st.queued_by_class[CLASS_ASN], 1);
-    cr_assert_eq(st.queued_by_class[CLASS_RUSH24H], 1);
-    cr_assert_eq(st.queued_by_class[CLASS_NORMAL], 0);
+    cr_assert_eq(st.escalations, 2, "the end of a promotion is none");
+    cr_assert_eq(st.queued_by_class[CLASS_ASN], 0);
+    cr_assert_eq(st.queued_by_class[CLASS_RUSH4H], 1);
+    cr_assert_eq(st.queued_by_class[CLASS_RUSH24H], 0);
+    cr_assert_eq(st.queued_by_class[CLASS_NORMAL], 1);
     pickq_free(q);
 }
 
@@ -830,8 +836,9 @@ Test(pickq, escalation_at_entry_and_disabled_windows)
 {
     struct pickq *q = new_q();
     struct order *a = push(q, "A", "SH01", CLASS_NORMAL, T0 + HOUR, true, T0);
-    cr_assert_eq(a->eff_cls, CLASS_RUSH4H, "within 24 h and 4 h at once");
-    cr_assert_eq(pickq_next_timer(q), T0 + 30 * MIN);
+    cr_assert_eq(a->eff_cls, CLASS_RUSH24H,
+                 "within 24 h and 4 h at once: one class up only");
+    cr_assert_eq(pickq_next_timer(q), T0 + HOUR, "the promotion's end");
     /* The window's edge is inside it. */
     struct order *b =
         push(q, "B", "SH01", CLASS_NORMAL, T0 + 24 * HOUR, true, T0);
@@ -849,9 +856,12 @@ Test(pickq, escalation_at_entry_and_disabled_windows)
     c.escalate_window[CLASS_RUSH24H] = 0;
     q = pickq_new(&c);
     a = push(q, "A", "SH01", CLASS_NORMAL, T0 + HOUR, true, T0);
-    cr_assert_eq(a->eff_cls, CLASS_RUSH24H, "rush24h does not escalate");
+    cr_assert_eq(a->eff_cls, CLASS_RUSH24H);
+    struct order *r = push(q, "R", "SH01", CLASS_RUSH24H, T0 + HOUR, true, T0);
+    cr_assert_eq(r->eff_cls, CLASS_RUSH24H, "rush24h does not escalate");
+    cr_assert_eq(pickq_next_timer(q), T0 + HOUR, "A's promotion ends");
+    cr_assert_eq(pickq_tick(q, T0 + 2 * HOUR, NULL), 1);
     cr_assert_eq(pickq_next_timer(q), INT64_MAX);
-    cr_assert_eq(pickq_tick(q, T0 + 2 * HOUR, NULL), 0);
     pickq_free(q);
 }
 
@@ -870,13 +880,138 @@ Test(pickq, escalation_due_while_picking_fires_after_expiry)
 
     /* Released with an escalation already due: the original key first,
        the promotion at the next tick. */
-    cr_assert_eq(pickq_next(q, "SH01", "p", HOUR, T0 + 7 * HOUR, &o), PICKQ_OK);
-    cr_assert_eq(pickq_release(q, n, n->lease, T0 + 27 * HOUR), PICKQ_OK);
-    cr_assert_eq(n->eff_cls, CLASS_RUSH24H);
+    struct order *m =
+        push(q, "M", "BJ02", CLASS_RUSH24H, T0 + 30 * HOUR, true, T0);
+    cr_assert_eq(pickq_next(q, "BJ02", "p", 4 * HOUR, T0 + 25 * HOUR, &o),
+                 PICKQ_OK);
+    cr_assert_eq(o, m);
+    cr_assert_eq(pickq_release(q, m, m->lease, T0 + 27 * HOUR), PICKQ_OK);
+    cr_assert_eq(m->eff_cls, CLASS_RUSH24H);
     cr_assert_eq(pickq_next_timer(q), T0 + 26 * HOUR);
     log.text[0] = '\0';
     cr_assert_eq(pickq_tick(q, T0 + 27 * HOUR, &cb), 1);
-    cr_assert_str_eq(log.text, "U:N:rush24h>rush4h ");
+    cr_assert_str_eq(log.text, "U:M:rush24h>rush4h ");
+    pickq_free(q);
+}
+
+/* The escalation policy (issue 13; README, "Surge day"): tools/sim found
+   rush4h orders promoted into asn ahead of OEM orders, and orders
+   promoted several classes at once. */
+Test(pickq, escalation_never_passes_an_asn_order)
+{
+    struct pickq *q = new_q();
+    struct tick_log log = {0};
+    struct pickq_tick_cb cb = {on_expired, on_escalated, NULL, &log};
+    push(q, "A", "SH01", CLASS_ASN, T0 + 2 * HOUR, true, T0);
+    /* Within the rush4h window (30 min) at intake: not promoted. */
+    struct order *r =
+        push(q, "R", "SH01", CLASS_RUSH4H, T0 + 20 * MIN, true, T0);
+    cr_assert_eq(r->eff_cls, CLASS_RUSH4H, "not into asn at intake");
+    struct order *s =
+        push(q, "S", "SH01", CLASS_RUSH4H, T0 + 3 * HOUR, true, T0);
+    cr_assert_eq(pickq_next_timer(q), INT64_MAX, "rush4h never escalates");
+    /* Past every window and deadline: nothing moves. */
+    cr_assert_eq(pickq_tick(q, T0 + 4 * HOUR, &cb), 0);
+    cr_assert_str_eq(log.text, "");
+    cr_assert_eq(s->eff_cls, CLASS_RUSH4H);
+    /* Re-prioritised to rush4h inside its window: not into asn either. */
+    struct order *n =
+        push(q, "N", "SH01", CLASS_NORMAL, T0 + 90 * HOUR, true, T0);
+    cr_assert_eq(pickq_reprio(q, n, CLASS_RUSH4H, T0 + 4 * HOUR + 10 * MIN,
+                              T0 + 4 * HOUR, NULL, NULL, 0),
+                 PICKQ_OK);
+    cr_assert_eq(n->eff_cls, CLASS_RUSH4H);
+    cr_assert_str_eq(queue_ids(q, "SH01"), "A R S N", "the asn order first");
+    struct order *o;
+    cr_assert_eq(pickq_next(q, "SH01", "p", 0, T0 + 4 * HOUR, &o), PICKQ_OK);
+    cr_assert_str_eq(o->id, "A");
+    struct pickq_stats st;
+    pickq_stats(q, NULL, &st);
+    cr_assert_eq(st.escalations, 0);
+    cr_assert_eq(st.queued_by_class[CLASS_ASN], 0);
+    pickq_free(q);
+}
+
+Test(pickq, escalation_at_most_one_class_above_its_own)
+{
+    struct pickq *q = new_q();
+    struct tick_log log = {0};
+    struct pickq_tick_cb cb = {on_expired, on_escalated, NULL, &log};
+    struct order *n =
+        push(q, "N", "SH01", CLASS_NORMAL, T0 + 30 * HOUR, true, T0);
+    struct order *r =
+        push(q, "R", "SH01", CLASS_RUSH24H, T0 + 5 * HOUR, true, T0);
+    /* Pushed 10 min before its deadline, inside every window. */
+    struct order *m =
+        push(q, "M", "SH01", CLASS_NORMAL, T0 + 10 * MIN, true, T0);
+    cr_assert_eq(m->eff_cls, CLASS_RUSH24H, "one up at intake");
+    cr_assert_eq(pickq_next_timer(q), T0 + 10 * MIN, "M's promotion ends");
+    /* M's deadline passes; R is promoted once, not twice. */
+    cr_assert_eq(pickq_tick(q, T0 + 4 * HOUR + 50 * MIN, &cb), 2);
+    cr_assert_str_eq(log.text, "U:M:rush24h>normal U:R:rush24h>rush4h ");
+    cr_assert_eq(r->eff_cls, CLASS_RUSH4H, "inside rush4h's window: no asn");
+    /* Far past the normal, rush24h and rush4h windows of N. */
+    log.text[0] = '\0';
+    cr_assert_eq(pickq_tick(q, T0 + 29 * HOUR + 45 * MIN, &cb), 2);
+    cr_assert_str_eq(log.text, "U:R:rush4h>rush24h U:N:normal>rush24h ");
+    cr_assert_eq(n->eff_cls, CLASS_RUSH24H);
+    cr_assert_eq(pickq_next_timer(q), T0 + 30 * HOUR);
+    cr_assert_str_eq(queue_ids(q, "SH01"), "R N M");
+    /* A reprio computes it again from the new class: one up at most. */
+    cr_assert_eq(pickq_reprio(q, m, CLASS_NORMAL, T0 + 30 * HOUR,
+                              T0 + 30 * HOUR - MIN, NULL, NULL, 0),
+                 PICKQ_OK);
+    cr_assert_eq(m->eff_cls, CLASS_RUSH24H);
+    struct pickq_stats st;
+    pickq_stats(q, NULL, &st);
+    cr_assert_eq(st.escalations, 3);
+    pickq_free(q);
+}
+
+/* tools/sim, five understaffed surge days: with promotions held past the
+   deadline, late normal orders sat in rush24h ahead of the normal orders
+   that could still make it (6,797 late against 4,830). */
+Test(pickq, escalation_ends_at_the_deadline)
+{
+    struct pickq *q = new_q();
+    struct tick_log log = {0};
+    struct pickq_tick_cb cb = {on_expired, on_escalated, NULL, &log};
+    struct order *n =
+        push(q, "N", "SH01", CLASS_NORMAL, T0 + 10 * HOUR, true, T0);
+    struct order *m =
+        push(q, "M", "SH01", CLASS_NORMAL, T0 + 20 * HOUR, true, T0);
+    cr_assert_eq(n->eff_cls, CLASS_RUSH24H);
+    cr_assert_eq(m->eff_cls, CLASS_RUSH24H);
+    cr_assert_str_eq(queue_ids(q, "SH01"), "N M");
+    cr_assert_eq(pickq_next_timer(q), T0 + 10 * HOUR);
+    cr_assert_eq(pickq_tick(q, T0 + 10 * HOUR - 1, &cb), 0);
+    cr_assert_eq(pickq_tick(q, T0 + 10 * HOUR, &cb), 1);
+    cr_assert_str_eq(log.text, "U:N:rush24h>normal ");
+    cr_assert_eq(n->eff_cls, CLASS_NORMAL);
+    cr_assert_str_eq(queue_ids(q, "SH01"), "M N", "M can still make it");
+    /* Not promoted again, and an order pushed late is not promoted. */
+    struct order *p =
+        push(q, "P", "SH01", CLASS_NORMAL, T0 + 9 * HOUR, true, T0 + 11 * HOUR);
+    cr_assert_eq(p->eff_cls, CLASS_NORMAL);
+    cr_assert_eq(pickq_tick(q, T0 + 11 * HOUR, &cb), 0);
+    cr_assert_eq(pickq_next_timer(q), T0 + 20 * HOUR, "M's end; N, P none");
+    cr_assert_str_eq(queue_ids(q, "SH01"), "M P N");
+    /* A promotion due while its lease ran, the deadline passed too: the
+       order comes back at its own class. */
+    struct order *o;
+    cr_assert_eq(pickq_next(q, "SH01", "p", 12 * HOUR, T0 + 11 * HOUR, &o),
+                 PICKQ_OK);
+    cr_assert_eq(o, m);
+    cr_assert_eq(pickq_release(q, m, m->lease, T0 + 21 * HOUR), PICKQ_OK);
+    log.text[0] = '\0';
+    cr_assert_eq(pickq_tick(q, T0 + 21 * HOUR, &cb), 1);
+    cr_assert_str_eq(log.text, "U:M:rush24h>normal ");
+    cr_assert_eq(pickq_next_timer(q), INT64_MAX);
+    cr_assert_str_eq(queue_ids(q, "SH01"), "P N M");
+    struct pickq_stats st;
+    pickq_stats(q, NULL, &st);
+    cr_assert_eq(st.escalations, 2, "promotions at intake only");
+    cr_assert_eq(st.queued_by_class[CLASS_RUSH24H], 0);
     pickq_free(q);
 }
 
@@ -917,7 +1052,8 @@ Test(pickq, outbound_from_queued_and_picking)
     cr_assert_eq(pickq_outbound(q, a, NULL, T0 + 90000, T0 + 90000, NULL),
                  PICKQ_OK);
     cr_assert(a->outbound_leased);
-    cr_assert_eq(pickq_next_timer(q), T0 + 150 * MIN, "lease timer gone");
+    cr_assert_eq(pickq_next_timer(q), INT64_MAX,
+                 "lease timer gone (rush4h orders never escalate)");
     struct pickq_stats st;
     pickq_stats(q, "SH01", &st);
     cr_assert_eq(st.mean_pick_ms, 90000, "first sample replaces default");
@@ -1350,6 +1486,77 @@ Test(pickq, estimate_follows_measured_pick_rate)
     pickq_free(q);
 }
 
+/* The estimate counts the orders that go ahead of a waiting one (issue
+   13: tools/sim found the position-based estimate late by a median of 23
+   simulated minutes, because later rush orders are picked first):
+   (rank + 1) * gap * (1 + rho), rho the orders entering ahead of its
+   class per lease gap (EWMA 1/8), capped at 2. */
+Test(pickq, estimate_counts_orders_that_go_ahead)
+{
+    struct pickq *q = new_q();
+    struct order *nq[6];
+    char id[8];
+    for (int i = 0; i < 6; i++) {
+        snprintf(id, sizeof id, "N%d", i);
+        nq[i] = push(q, id, "SH01", CLASS_NORMAL, T0 + 90 * HOUR, true, T0);
+    }
+    struct order *got;
+    cr_assert_eq(pickq_next(q, "SH01", "a", 0, T0, &got), PICKQ_OK);
+    /* One rush24h order arrives in each 60 s gap and is picked first. */
+    for (int i = 1; i <= 2; i++) {
+        snprintf(id, sizeof id, "R%d", i);
+        push(q, id, "SH01", CLASS_RUSH24H, T0 + 30 * HOUR, true,
+             T0 + i * 60000 - 30000);
+        cr_assert_eq(pickq_next(q, "SH01", "a", 0, T0 + i * 60000, &got),
+                     PICKQ_OK);
+        cr_assert_str_eq(got->id, id);
+    }
+    size_t r;
+    int64_t eta;
+    cr_assert_eq(pickq_position(q, nq[5], &r, &eta), PICKQ_OK);
+    cr_assert_eq(r, 4);
+    cr_assert_eq(eta, 5 * 60000 * 2, "one order ahead per gap: twice");
+    /* Nothing goes ahead of a rush24h order here. */
+    struct order *x =
+        push(q, "R9", "SH01", CLASS_RUSH24H, T0 + 30 * HOUR, true, T0 + 120000);
+    struct order *y =
+        push(q, "R8", "SH01", CLASS_RUSH24H, T0 + 30 * HOUR, true, T0 + 120000);
+    cr_assert_eq(pickq_position(q, x, &r, &eta), PICKQ_OK);
+    cr_assert_eq(r, 0);
+    cr_assert_eq(eta, 60000);
+    /* R9 and R8 went ahead of the normals in this gap: 2, so
+       1000 + (2000 - 1000) / 8 thousandths. */
+    cr_assert_eq(pickq_next(q, "SH01", "a", 0, T0 + 180000, &got), PICKQ_OK);
+    cr_assert_eq(got, x);
+    cr_assert_eq(pickq_position(q, nq[5], &r, &eta), PICKQ_OK);
+    cr_assert_eq(r, 5, "R8 ahead");
+    cr_assert_eq(eta, 6 * 60000 + 6 * 60000 * 1125 / 1000);
+    /* A gap in which nothing went ahead moves it down by 1/8. */
+    cr_assert_eq(pickq_next(q, "SH01", "a", 0, T0 + 240000, &got), PICKQ_OK);
+    cr_assert_eq(got, y);
+    cr_assert_eq(pickq_position(q, nq[5], &r, &eta), PICKQ_OK);
+    cr_assert_eq(r, 4);
+    cr_assert_eq(eta, 5 * 60000 + 5 * 60000 * (1125 - 1125 / 8) / 1000);
+    pickq_free(q);
+
+    /* Capped at 2: five orders ahead in one gap make it 3 gaps a rank. */
+    q = new_q();
+    for (int i = 0; i < 3; i++) {
+        snprintf(id, sizeof id, "N%d", i);
+        nq[i] = push(q, id, "SH01", CLASS_NORMAL, T0 + 90 * HOUR, true, T0);
+    }
+    cr_assert_eq(pickq_next(q, "SH01", "a", 0, T0, &got), PICKQ_OK);
+    for (int i = 0; i < 5; i++) {
+        snprintf(id, sizeof id, "S%d", i);
+        push(q, id, "SH01", CLASS_RUSH4H, T0 + 3 * HOUR, true, T0 + 1000);
+    }
+    cr_assert_eq(pickq_next(q, "SH01", "a", 0, T0 + 60000, &got), PICKQ_OK);
+    cr_assert_eq(pickq_position(q, nq[2], &r, &eta), PICKQ_OK);
+    cr_assert_eq(r, 5);
+    cr_assert_eq(eta, 6 * 60000 * 3);
+    pickq_free(q);
+}
+
 Test(pickq, position_and_estimate)
 {
     struct pickq *q = new_q();
@@ -1635,7 +1842,7 @@ Test(pickq, restore_rebuilds_queues_timers_and_counters)
                     T0 + 90 * HOUR, 5);
     o[n++] = stored("Q2", "SH01", STATE_QUEUED, CLASS_NORMAL, CLASS_NORMAL,
                     T0 + 90 * HOUR, 2);
-    o[n++] = stored("E7", "SH01", STATE_QUEUED, CLASS_NORMAL, CLASS_RUSH24H,
+    o[n++] = stored("E7", "SH01", STATE_QUEUED, CLASS_RUSH24H, CLASS_RUSH24H,
                     T0 + 3 * HOUR, 7); /* rush24h window passed at T0-1h */
     o[n++] = stored("B3", "BJ02", STATE_QUEUED, CLASS_ASN, CLASS_ASN,
                     T0 + 2 * HOUR, 3);
@@ -1691,7 +1898,7 @@ Test(pickq, restore_rebuilds_queues_timers_and_counters)
     cr_assert_eq(pickq_tick(q, T0, &cb), 1);
     cr_assert_str_eq(log.text, "U:E7:rush24h>rush4h E:P9:41 ");
     cr_assert_str_eq(queue_ids(q, "SH01"), "E7 P9 Q2 Q5");
-    cr_assert_eq(pickq_next_timer(q), T0 + 150 * MIN);
+    cr_assert_eq(pickq_next_timer(q), T0 + 3 * HOUR, "E7's promotion ends");
 
     /* Counters move past everything restored. */
     struct order *x;
@@ -1729,7 +1936,8 @@ Test(pickq, restore_repairs_lost_or_repeated_seqs)
     cr_assert_eq(pickq_restore(q, c), PICKQ_OK);
     cr_assert_eq(pickq_restore(q, d), PICKQ_OK);
     cr_assert_eq(pickq_restore_done(q), PICKQ_OK);
-    cr_assert_eq(c->eff_cls, CLASS_RUSH4H);
+    cr_assert_eq(c->eff_cls, CLASS_RUSH24H,
+                 "stored two classes up: at most one now");
     uint64_t seqs[] = {a->seq, b->seq, c->seq, d->seq};
     for (int i = 0; i < 4; i++) {
         cr_assert_neq(seqs[i], 0);
@@ -1862,6 +2070,8 @@ struct mo {
     char picker[8];    /* "" = anonymous */
     int64_t pick_done; /* when picked */
     bool fired;        /* its confirm timeout fired */
+    bool parked;       /* queued, its promotion time came after its
+                          deadline: no timer (key NO_TIME) */
 };
 
 /* Per warehouse counters the model keeps, compared with pickq_stats. */
@@ -1882,6 +2092,10 @@ struct model {
     int64_t gap[NWH]; /* lease gaps while backlogged (EWMA) */
     bool gap_measured[NWH], backlogged[NWH];
     int64_t last_lease[NWH];
+    /* Orders that went ahead of every waiting order of a class since the
+       last lease, and their mean per gap in thousandths (EWMA). */
+    int64_t over[NWH][CLASS_COUNT], rho[NWH][CLASS_COUNT];
+    bool rho_measured[NWH][CLASS_COUNT];
     struct mo *sorted[NWH][MODEL_CAP];
     size_t nsorted[NWH];
     bool dirty[NWH];
@@ -1964,13 +2178,33 @@ model_rank(struct model *md, const struct mo *x)
     return 0;
 }
 
+static bool
+model_may_escalate(const struct model *md, int cls)
+{
+    return cls > CLASS_RUSH4H && md->cfg.escalate_window[cls] > 0;
+}
+
+/* One class up within the class's window and before the deadline, never
+   into asn. */
 static int
 model_escalate(const struct model *md, int cls, int64_t deadline)
 {
-    while (cls > CLASS_ASN && md->cfg.escalate_window[cls] > 0 &&
-           deadline - md->cfg.escalate_window[cls] <= md->now)
-        cls--;
+    if (model_may_escalate(md, cls) &&
+        deadline - md->cfg.escalate_window[cls] <= md->now &&
+        md->now < deadline)
+        return cls - 1;
     return cls;
+}
+
+/* Queued x reached effective class x->eff from `from` (CLASS_COUNT: it
+   entered the queue): it went ahead of the classes in (eff, from]. */
+static void
+model_overtake(struct model *md, const struct mo *x, int from)
+{
+    if (from > CLASS_NORMAL)
+        from = CLASS_NORMAL;
+    for (int c = x->eff + 1; c <= from; c++)
+        md->over[x->wh][c]++;
 }
 
 static size_t
@@ -2108,11 +2342,14 @@ check_wh(struct model *md, int w)
               pickq_position(md->q, md->sorted[w][i]->o, &r, &eta) == PICKQ_OK);
         CHECK(md, r == i);
         size_t p = model_picking(md, w);
-        if (md->gap_measured[w])
-            CHECK(md, eta == (int64_t)(i + 1) * md->gap[w]);
-        else
-            CHECK(md, eta == (int64_t)(i + 1) * md->mean[w] /
-                                 (int64_t)(p > 0 ? p : 1));
+        int64_t base = md->gap_measured[w] ? (int64_t)(i + 1) * md->gap[w]
+                                           : (int64_t)(i + 1) * md->mean[w] /
+                                                 (int64_t)(p > 0 ? p : 1);
+        int c = md->sorted[w][i]->eff;
+        int64_t rho = md->rho_measured[w][c] ? md->rho[w][c] : 0;
+        if (rho > 2000)
+            rho = 2000;
+        CHECK(md, eta == base + base * rho / 1000);
     }
 }
 
@@ -2129,9 +2366,11 @@ check_all(struct model *md)
         int64_t t = INT64_MAX;
         if (x->state == STATE_PICKING)
             t = x->lease_exp;
-        else if (x->state == STATE_QUEUED && x->eff > CLASS_ASN &&
-                 md->cfg.escalate_window[x->eff] > 0)
-            t = x->deadline - md->cfg.escalate_window[x->eff];
+        else if (x->state == STATE_QUEUED && x->eff != x->cls)
+            t = x->deadline; /* the promotion ends */
+        else if (x->state == STATE_QUEUED && !x->parked &&
+                 model_may_escalate(md, x->cls))
+            t = x->deadline - md->cfg.escalate_window[x->cls];
         else if (x->state == STATE_PICKED && !x->fired)
             t = x->pick_done + md->cfg.confirm_timeout_ms;
         if (t < next)
@@ -2201,6 +2440,7 @@ op_push(struct model *md)
         x->state = STATE_QUEUED;
         x->seq = ++md->seq;
         x->eff = model_escalate(md, x->cls, x->deadline);
+        model_overtake(md, x, CLASS_COUNT);
         md->dirty[x->wh] = true;
         check_jump(md, x, &j, x->eff != CLASS_NORMAL, 0, false);
     } else {
@@ -2244,9 +2484,11 @@ op_approve(struct model *md)
     }
     CHECK(md, rc == PICKQ_OK);
     x->state = STATE_QUEUED;
+    x->parked = false;
     if (x->seq == 0)
         x->seq = ++md->seq;
     x->eff = model_escalate(md, x->cls, x->deadline);
+    model_overtake(md, x, CLASS_COUNT);
     x->updated = md->now;
     md->dirty[x->wh] = true;
     check_jump(md, x, &j, x->eff != CLASS_NORMAL, 0, false);
@@ -2304,6 +2546,19 @@ op_next(struct model *md)
         } else {
             md->gap[w] += (g - md->gap[w]) / 8;
         }
+        for (int c = 0; c < CLASS_COUNT; c++) {
+            int64_t v = md->over[w][c] * 1000;
+            if (!md->rho_measured[w][c]) {
+                md->rho[w][c] = v;
+                md->rho_measured[w][c] = true;
+            } else {
+                md->rho[w][c] += (v - md->rho[w][c]) / 8;
+            }
+            md->over[w][c] = 0;
+        }
+    } else if (!md->backlogged[w]) {
+        for (int c = 0; c < CLASS_COUNT; c++)
+            md->over[w][c] = 0;
     }
     md->last_lease[w] = md->now;
     md->backlogged[w] = md->nsorted[w] > 1;
@@ -2391,6 +2646,7 @@ op_release(struct model *md, bool touch)
         x->lease_exp = md->now + model_lease_len(md, len);
     } else {
         x->state = STATE_QUEUED; /* same eff, deadline and seq */
+        x->parked = false;
         md->dirty[x->wh] = true;
     }
 }
@@ -2429,6 +2685,7 @@ op_tick(struct model *md)
         struct mo *x = &md->m[i];
         if (x->state == STATE_PICKING && x->lease_exp <= md->now) {
             x->state = STATE_QUEUED;
+            x->parked = false;
             x->updated = md->now;
             expired++;
         }
@@ -2447,11 +2704,24 @@ op_tick(struct model *md)
         struct mo *x = &md->m[i];
         if (x->state != STATE_QUEUED)
             continue;
-        int eff = model_escalate(md, x->eff, x->deadline);
-        if (eff != x->eff) {
-            escalated += (size_t)(x->eff - eff);
-            x->eff = eff;
-            x->updated = md->now;
+        bool may = model_may_escalate(md, x->cls);
+        if (x->eff != x->cls) {
+            if (x->deadline <= md->now) { /* the promotion ends */
+                x->eff = x->cls;
+                escalated++;
+                x->updated = md->now;
+                x->parked = may; /* its promotion time is past too */
+            }
+        } else if (may && !x->parked &&
+                   x->deadline - md->cfg.escalate_window[x->cls] <= md->now) {
+            if (x->deadline <= md->now) {
+                x->parked = true;
+            } else {
+                x->eff = x->cls - 1;
+                escalated++;
+                model_overtake(md, x, x->cls);
+                x->updated = md->now;
+            }
         }
     }
     struct count_cb cc = {0, 0, 0};
@@ -2619,7 +2889,11 @@ op_reprio(struct model *md)
     x->cls = cls;
     if (d != 0)
         x->deadline = d;
+    int eff0 = x->eff;
+    x->parked = false;
     x->eff = model_escalate(md, cls, x->deadline);
+    if (queued)
+        model_overtake(md, x, eff0);
     x->updated = md->now;
     md->dirty[x->wh] = true;
     bool up = queued && order_key(x->eff, x->deadline) < old_key &&

@@ -122,6 +122,7 @@ struct opts {
     int samples;    /* status samples per simulated day */
     int eta_probes; /* eta probes per simulated day */
     int drain_h;    /* simulated hours after the day to finish the backlog */
+    int days;       /* consecutive days of orders */
     uint64_t seed;
     bool json, quiet, strict_only, escalate_only, print_args;
 };
@@ -237,7 +238,8 @@ struct order {
     int picker;            /* holder, -1 */
     bool abandoned;
     int64_t queued_us, pick_us, picked_us, ship_us, cancel_us; /* wall */
-    int picks; /* NEXT replies that handed it out */
+    int64_t pick_sent_us; /* when the NEXT that first handed it out left */
+    int picks;            /* NEXT replies that handed it out */
     bool double_pick;
     bool acked; /* a callback was answered 200 */
 };
@@ -278,6 +280,12 @@ struct probe {
     int64_t eta_ms; /* the eta GET gave, wall ms */
 };
 
+/* A NEXT that handed out an order of a class below asn. */
+struct npick {
+    int wh;
+    int64_t sent, got; /* wall us */
+};
+
 struct run {
     const char *label; /* escalation | strict | external */
     char tag[16];
@@ -302,6 +310,8 @@ struct run {
 
     struct probe *probes;
     size_t nprobes, capprobes;
+    struct npick *npicks;
+    size_t nnpicks, capnpicks;
 
     /* Counters (under mu). */
     int samples, sample_ok, sample_raced, final_n, final_ok;
@@ -398,7 +408,8 @@ workload(struct run *r)
                 break;
             }
         int h = zipf_pick(&s, hcum, 24);
-        o->t_push = h * HOUR_MS + (int64_t)(unit(&s) * HOUR_MS);
+        o->t_push = (int64_t)k * O.days / r->n * DAY_MS + h * HOUR_MS +
+                    (int64_t)(unit(&s) * HOUR_MS);
         o->wh = unit(&s) < 0.65 || O.nwh == 1
                     ? 0
                     : 1 + (int)(rnd(&s) % (uint64_t)(O.nwh - 1));
@@ -1078,11 +1089,23 @@ picker_main(void *arg)
             o->lease = lease;
             o->lease_expires = lexp;
             o->abandoned = abandon;
-            if (!o->pick_us)
+            if (!o->pick_us) {
                 o->pick_us = got;
+                o->pick_sent_us = sent;
+            }
             o->version++;
         }
         o->picks++;
+        if (o->cls_now != C_ASN) {
+            if (r->nnpicks == r->capnpicks) {
+                r->capnpicks = r->capnpicks ? 2 * r->capnpicks : 1024;
+                r->npicks =
+                    realloc(r->npicks, r->capnpicks * sizeof *r->npicks);
+                if (!r->npicks)
+                    die("out of memory");
+            }
+            r->npicks[r->nnpicks++] = (struct npick){p->wh, sent, got};
+        }
         if (abandon && !cancelled) {
             o->busy++;
             heap_push(r,
@@ -1255,11 +1278,11 @@ sampler_main(void *arg)
     uint64_t rs = O.seed * 977 + 5;
     redisContext *c = resp_connect(r);
     /* Times of the day's samples (status) and probes (eta), sim ms. */
-    int ns = O.samples, np = O.eta_probes;
+    int ns = O.samples * O.days, np = O.eta_probes * O.days;
     int64_t *ts = xcalloc((size_t)(ns + np) + 1, sizeof *ts);
     for (int i = 0; i < ns + np; i++)
         ts[i] = (5 * HOUR_MS + 30 * MIN_MS +
-                 (int64_t)(unit(&rs) * (double)DAY_MS)) *
+                 (int64_t)(unit(&rs) * (double)DAY_MS * O.days)) *
                     2 +
                 (i < ns ? 0 : 1);
     qsort(ts, (size_t)(ns + np), sizeof *ts, i64_cmp);
@@ -1284,6 +1307,7 @@ struct result {
     int orders, shipped, cancelled, unfinished;
     int rush_n[NCLASS], rush_miss[NCLASS], rush_idle_miss;
     int normal_late;
+    int asn_passed, asn_passed_picks;
     int double_picks, lost_callbacks;
     double status_acc, final_acc;
     double eta_med_min, eta_p90_min, eta_signed_med_min;
@@ -1354,10 +1378,37 @@ final_check(struct run *r, struct result *res)
     redisFree(c);
 }
 
+/* ASN orders passed: a NEXT of the order's warehouse sent after the ASN
+   order was queued (in the truth, so in the daemon before) came back with
+   an order of a lower class before the NEXT that handed the ASN order out
+   (or its cancel) was sent.  The daemon runs commands one at a time, so
+   the lower order was leased while the ASN order waited: only escalation
+   can do that.  The first wait of each ASN order counts. */
+static void
+asn_passed(const struct run *r, struct result *res)
+{
+    for (int k = 0; k < r->n; k++) {
+        const struct order *o = &r->o[k];
+        if (o->cls_now != C_ASN || !o->queued_us)
+            continue;
+        int64_t end = o->pick_sent_us ? o->pick_sent_us
+                      : o->cancel_us  ? o->cancel_us
+                                      : INT64_MAX;
+        int n = 0;
+        for (size_t i = 0; i < r->nnpicks; i++) {
+            const struct npick *p = &r->npicks[i];
+            n += p->wh == o->wh && p->sent > o->queued_us && p->got < end;
+        }
+        res->asn_passed += n > 0;
+        res->asn_passed_picks += n;
+    }
+}
+
 static void
 analyse(struct run *r, struct result *res)
 {
     res->orders = r->n;
+    asn_passed(r, res);
     for (int k = 0; k < r->n; k++) {
         struct order *o = &r->o[k];
         res->shipped += o->state == S_SHIPPED;
@@ -1422,8 +1473,9 @@ static void
 run_day(struct run *r, struct result *res)
 {
     int surge = strcmp(O.day, "surge") == 0;
-    r->n = O.orders ? O.orders : day_orders[surge];
-    double scale = (double)r->n / day_orders[surge];
+    int per_day = O.orders ? O.orders : day_orders[surge];
+    r->n = per_day * O.days;
+    double scale = (double)per_day / day_orders[surge];
     r->f = O.factor;
     r->lease_s = (int)ceil((double)O.lease_min * MIN_MS / r->f / 1000.0);
     if (r->lease_s < 1)
@@ -1481,7 +1533,7 @@ run_day(struct run *r, struct result *res)
 
     /* Until every order is shipped or cancelled and nothing is in flight,
        or the drain time is over. */
-    int64_t end = DAY_MS + (int64_t)O.drain_h * HOUR_MS;
+    int64_t end = DAY_MS * O.days + (int64_t)O.drain_h * HOUR_MS;
     for (;;) {
         sleep_us(100000);
         if (sim_now(r) > end)
@@ -1494,7 +1546,7 @@ run_day(struct run *r, struct result *res)
             done = r->o[k].busy == 0 &&
                    (r->o[k].state == S_SHIPPED || r->o[k].state == S_CANCELLED);
         pthread_mutex_unlock(&r->mu);
-        if (done && sim_now(r) > DAY_MS)
+        if (done && sim_now(r) > DAY_MS * O.days)
             break;
     }
     r->stop = true;
@@ -1535,6 +1587,7 @@ run_free(struct run *r)
     free(r->ev);
     free(r->heap);
     free(r->probes);
+    free(r->npicks);
     pthread_mutex_destroy(&r->mu);
     pthread_cond_destroy(&r->wcond);
 }
@@ -1589,7 +1642,6 @@ daemon_args(bool escalate, char buf[][32], const char **argv)
         {"--deadline-rush4h", 4 * HOUR_MS},
         {"--deadline-rush24h", 24 * HOUR_MS},
         {"--deadline-normal", 72 * HOUR_MS},
-        {"--escalate-rush4h", 30 * MIN_MS},
         {"--escalate-rush24h", 4 * HOUR_MS},
         {"--escalate-normal", 24 * HOUR_MS},
     };
@@ -1703,10 +1755,10 @@ rush_rate(const struct result *x)
 static void
 report_table(struct run *rs, struct result *res, int nr, const char *cmdline)
 {
-    printf("sim: %s day, %d orders, factor %.0f (a day in %.0f s), %d "
+    printf("sim: %d %s day(s), %d orders, factor %.0f (a day in %.0f s), %d "
            "warehouses, seed %" PRIu64 "\n",
-           O.day, res[0].orders, O.factor, DAY_MS / O.factor / 1000, O.nwh,
-           O.seed);
+           O.days, O.day, res[0].orders, O.factor, DAY_MS / O.factor / 1000,
+           O.nwh, O.seed);
     printf("class mix asn %.0f%% rush4h %.0f%% rush24h %.0f%% normal %.0f%%; "
            "%d pickers (shifts E/L/N); lease %d s wall = %.0f sim min\n",
            100 * O.mix[0], 100 * O.mix[1], 100 * O.mix[2], 100 * O.mix[3],
@@ -1735,7 +1787,9 @@ report_table(struct run *rs, struct result *res, int nr, const char *cmdline)
         }                                                                      \
         printf("\n");                                                          \
     } while (0)
-    ROW("orders a day", "920", "3,100", "%d", x->orders);
+    ROW("orders a day", "920", "3,100", "%d", x->orders / O.days);
+    if (O.days > 1)
+        ROW("orders, all days", "", "", "%d", x->orders);
     ROW("status accuracy (100 samples/day)", "72.3%", "99.1%", "%.1f%% (%d)",
         x->status_acc, r->samples);
     ROW("final state, every order", "", "", "%.1f%%", x->final_acc);
@@ -1748,6 +1802,8 @@ report_table(struct run *rs, struct result *res, int nr, const char *cmdline)
     }
     ROW("rush missed while pickers idled", "", "", "%d", x->rush_idle_miss);
     ROW("normal late (72 h)", "", "", "%d", x->normal_late);
+    ROW("ASN orders passed (lower leased)", "", "", "%d (%d)", x->asn_passed,
+        x->asn_passed_picks);
     ROW("double picks", "", "", "%d", x->double_picks);
     ROW("callbacks lost for good", "", "", "%d", x->lost_callbacks);
     ROW("ETA error median (sim min)", "", "", "%.0f", x->eta_med_min);
@@ -1772,9 +1828,9 @@ report_table(struct run *rs, struct result *res, int nr, const char *cmdline)
 static void
 report_json(struct run *rs, struct result *res, int nr, const char *cmdline)
 {
-    printf("{\"day\":\"%s\",\"factor\":%.0f,\"seed\":%" PRIu64
+    printf("{\"day\":\"%s\",\"days\":%d,\"factor\":%.0f,\"seed\":%" PRIu64
            ",\"command\":\"",
-           O.day, O.factor, O.seed);
+           O.day, O.days, O.factor, O.seed);
     for (const char *p = cmdline; *p; p++)
         printf(*p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
     printf("\",\"runs\":[");
@@ -1793,7 +1849,9 @@ report_json(struct run *rs, struct result *res, int nr, const char *cmdline)
         for (int c = 0; c < C_NORMAL; c++)
             printf("%s\"%s\":[%d,%d]", c ? "," : "", cls_names[c],
                    x->rush_miss[c], x->rush_n[c]);
-        printf("},\"normal_late\":%d,\"double_picks\":%d,"
+        printf("},\"asn_passed\":%d,\"asn_passed_picks\":%d,", x->asn_passed,
+               x->asn_passed_picks);
+        printf("\"normal_late\":%d,\"double_picks\":%d,"
                "\"lost_callbacks\":%d,\"eta_error_min\":{\"median\":%.1f,"
                "\"p90\":%.1f,\"signed_median\":%.1f,\"n\":%d},\"shipped\":%d,"
                "\"cancelled\":%d,"
@@ -1847,6 +1905,7 @@ usage(FILE *f)
         "  --samples N          status samples per day (100)\n"
         "  --eta-probes N       eta probes per day (400)\n"
         "  --drain-h H          sim hours after the day to finish (24)\n"
+        "  --days N             N consecutive days of orders (1)\n"
         "  --seed N  --json  --quiet\n"
         "exit status: 0 ok; 1 status accuracy below 100 %, a double pick or\n"
         "a rush order missed while pickers idled; 2 usage or set-up error\n",
@@ -1886,23 +1945,39 @@ parse_opts(int argc, char **argv)
                       .samples = 100,
                       .eta_probes = 400,
                       .drain_h = 24,
+                      .days = 1,
                       .seed = 1};
-    static const struct option lo[] = {
-        {"host", 1, 0, 'H'},       {"port", 1, 0, 'p'},
-        {"http-port", 1, 0, 'P'},  {"spawn", 1, 0, 'S'},
-        {"only", 1, 0, 'y'},       {"print-daemon-args", 0, 0, 'A'},
-        {"day", 1, 0, 'd'},        {"orders", 1, 0, 'n'},
-        {"factor", 1, 0, 'f'},     {"mix", 1, 0, 'm'},
-        {"warehouses", 1, 0, 'w'}, {"crew", 1, 0, 'c'},
-        {"pick-min", 1, 0, 'k'},   {"lease-min", 1, 0, 'l'},
-        {"abandon", 1, 0, 1},      {"hold", 1, 0, 2},
-        {"cancel", 1, 0, 3},       {"reprio", 1, 0, 4},
-        {"dup", 1, 0, 5},          {"lost", 1, 0, 6},
-        {"lost-ack", 1, 0, 7},     {"slow", 1, 0, 8},
-        {"samples", 1, 0, 9},      {"eta-probes", 1, 0, 10},
-        {"drain-h", 1, 0, 11},     {"seed", 1, 0, 's'},
-        {"json", 0, 0, 'j'},       {"quiet", 0, 0, 'q'},
-        {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
+    static const struct option lo[] = {{"host", 1, 0, 'H'},
+                                       {"port", 1, 0, 'p'},
+                                       {"http-port", 1, 0, 'P'},
+                                       {"spawn", 1, 0, 'S'},
+                                       {"only", 1, 0, 'y'},
+                                       {"print-daemon-args", 0, 0, 'A'},
+                                       {"day", 1, 0, 'd'},
+                                       {"orders", 1, 0, 'n'},
+                                       {"factor", 1, 0, 'f'},
+                                       {"mix", 1, 0, 'm'},
+                                       {"warehouses", 1, 0, 'w'},
+                                       {"crew", 1, 0, 'c'},
+                                       {"pick-min", 1, 0, 'k'},
+                                       {"lease-min", 1, 0, 'l'},
+                                       {"abandon", 1, 0, 1},
+                                       {"hold", 1, 0, 2},
+                                       {"cancel", 1, 0, 3},
+                                       {"reprio", 1, 0, 4},
+                                       {"dup", 1, 0, 5},
+                                       {"lost", 1, 0, 6},
+                                       {"lost-ack", 1, 0, 7},
+                                       {"slow", 1, 0, 8},
+                                       {"samples", 1, 0, 9},
+                                       {"eta-probes", 1, 0, 10},
+                                       {"drain-h", 1, 0, 11},
+                                       {"seed", 1, 0, 's'},
+                                       {"days", 1, 0, 12},
+                                       {"json", 0, 0, 'j'},
+                                       {"quiet", 0, 0, 'q'},
+                                       {"help", 0, 0, 'h'},
+                                       {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         switch (ch) {
@@ -1996,6 +2071,9 @@ parse_opts(int argc, char **argv)
         case 11:
             O.drain_h = atoi(optarg);
             break;
+        case 12:
+            O.days = atoi(optarg);
+            break;
         case 's':
             O.seed = strtoull(optarg, NULL, 10);
             break;
@@ -2021,6 +2099,8 @@ parse_opts(int argc, char **argv)
         die("--warehouses between 1 and %d", NWH_MAX);
     if (O.orders < 0 || O.orders > 1000000)
         die("--orders between 1 and 10^6");
+    if (O.days < 1 || O.days > 30)
+        die("--days between 1 and 30");
     if (O.p_lost + O.p_lost_ack >= 1)
         die("--lost + --lost-ack must stay below 1");
 }

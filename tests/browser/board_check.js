@@ -180,7 +180,8 @@ async function board(browser) {
     return c.dataset.state === "live" && Number(c.dataset.connects) > n;
   }, connects, { timeout: 15000 });
   check(true, "the page reconnected by itself after the restart");
-  // Live again: a rush order shows (behind L-1 and L-2, escalated to asn).
+  // Live again: a rush order shows (behind L-1 and L-2, escalated to rush4h
+  // and due sooner).
   const t1 = Date.now();
   await push({ id: "R-2", class: "rush4h", customer: "acme" });
   await page.waitForSelector('#queue tbody tr[data-id="R-2"] .tag-rush', { timeout: 10000 });
