@@ -188,8 +188,8 @@ net_init(struct net *n, const struct config *cfg)
     n->core.on_durable_arg = n;
     if (core_open(&n->core, n->base, &cc, cfg->data))
         return -1;
-    if (listen_on(n))
-        return -1;
+    /* The RESP listener opens last: a client that finds it accepting
+       knows the HTTP gateway and the notifier are up too. */
     if (cfg->http.port) {
         struct http_config hc = cfg->http;
         snprintf(hc.bind, sizeof hc.bind, "%s", cfg->bind);
@@ -201,7 +201,7 @@ net_init(struct net *n, const struct config *cfg)
     n->notify = notify_start(n->base, &n->core, &cfg->notify);
     if (!n->notify)
         return -1;
-    return 0;
+    return listen_on(n);
 }
 
 /* One turn of the loop at a time, so that what a turn changed is written
