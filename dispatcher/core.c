@@ -1247,6 +1247,7 @@ core_open(struct core *c, struct event_base *base,
     so.durability = cfg->durability;
     so.batch_ms = cfg->batch_ms;
     so.inline_commit = cfg->inline_commit;
+    so.defer_compactions = true; /* recover() reads first */
     if (cfg->store_queue_max)
         so.queue_max = cfg->store_queue_max;
     so.wake = store_woke;

@@ -123,8 +123,9 @@ struct store {
     /* RocksDB.  The handles change only on the persistence thread, under
        dblock held exclusively; readers on other threads hold it shared. */
     pthread_rwlock_t dblock;
-    rocksdb_t *db;    /* NULL while no reopen has succeeded */
-    bool db_readonly; /* db is a read-only fallback handle */
+    rocksdb_t *db;             /* NULL while no reopen has succeeded */
+    bool db_readonly;          /* db is a read-only fallback handle */
+    bool compactions_deferred; /* opened with them off (store_load) */
     rocksdb_column_family_handle_t *cf[CF_N];
     rocksdb_options_t *dbopt;
     rocksdb_options_t *cfopt[CF_N];
@@ -317,10 +318,33 @@ options_destroy(struct store *s)
     s->wsync = s->wnosync = NULL;
 }
 
+/* RocksDB's default environment, its compaction threads at the lowest
+   CPU priority (nice 19): on a core shared with the event loop, a
+   compaction preempts nothing.  Without it the compaction that follows
+   a restart (the level-0 files a clean stop flushed) made the first
+   pops wait up to 5 ms for the core.  Flushes keep the normal priority:
+   writes stall when they fall behind.  One for the process, never
+   destroyed (it wraps RocksDB's own default). */
+static rocksdb_env_t *env;
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+
+static void
+env_create(void)
+{
+    env = rocksdb_create_default_env();
+    if (env == NULL) {
+        fprintf(stderr, "store: cannot create the RocksDB environment\n");
+        abort();
+    }
+    rocksdb_env_lower_thread_pool_cpu_priority(env);
+}
+
 static void
 options_create(struct store *s)
 {
+    check_pthread(pthread_once(&env_once, env_create), "env once");
     s->dbopt = rocksdb_options_create();
+    rocksdb_options_set_env(s->dbopt, env);
     rocksdb_options_set_create_if_missing(s->dbopt, 1);
     rocksdb_options_set_create_missing_column_families(s->dbopt, 1);
     rocksdb_options_set_max_background_jobs(s->dbopt, 2);
@@ -383,6 +407,37 @@ options_create(struct store *s)
     s->wsync = rocksdb_writeoptions_create();
     rocksdb_writeoptions_set_sync(s->wsync, 1);
     s->wnosync = rocksdb_writeoptions_create();
+}
+
+/* Auto compactions on or off in the options of every family (read at
+   the next open). */
+static void
+set_auto_compactions(struct store *s, bool on)
+{
+    for (int i = 0; i < CF_N; i++)
+        rocksdb_options_set_disable_auto_compactions(s->cfopt[i], !on);
+}
+
+/* Start the compactions that store_open deferred, in every family. */
+static int
+resume_compactions(struct store *s, char *err, size_t errlen)
+{
+    if (!s->compactions_deferred)
+        return 0;
+    static const char *const keys[] = {"disable_auto_compactions"};
+    static const char *const vals[] = {"false"};
+    for (int i = 0; i < CF_N; i++) {
+        char *rerr = NULL;
+        rocksdb_set_options_cf(s->db, s->cf[i], 1, keys, vals, &rerr);
+        if (rerr != NULL) {
+            set_err(err, errlen, "store %s: starting compactions: %s", s->dir,
+                    rerr);
+            rocksdb_free(rerr);
+            return -1;
+        }
+    }
+    s->compactions_deferred = false;
+    return 0;
 }
 
 /* Reads meta "format": writes it on a new store, refuses a newer one. */
@@ -804,7 +859,12 @@ store_open(const char *dir, const struct store_options *opt, char *err,
     s->batch = rocksdb_writebatch_create();
     s->ibatch = rocksdb_writebatch_create();
     char *rerr = NULL;
-    if (db_open_handles(s, false, &rerr) != 0) {
+    set_auto_compactions(s, !s->opt.defer_compactions);
+    int open_rc = db_open_handles(s, false, &rerr);
+    /* The DB keeps its own copy: a reopen after a failure compacts. */
+    set_auto_compactions(s, true);
+    s->compactions_deferred = open_rc == 0 && s->opt.defer_compactions;
+    if (open_rc != 0) {
         set_err(err, errlen, "store %s: %s", dir, rerr);
         rocksdb_free(rerr);
         store_free(s);
@@ -1237,6 +1297,8 @@ store_load(struct store *s, int (*each)(void *ctx, struct order *o), void *ctx,
         rc = iter_error(it, s, err, errlen);
     rocksdb_iter_destroy(it);
     rocksdb_readoptions_destroy(ro);
+    if (rc == 0)
+        rc = resume_compactions(s, err, errlen);
     pthread_rwlock_unlock(&s->dblock);
     return rc;
 }

@@ -1207,6 +1207,84 @@ raw_put(const char *dir, int cf, const char *k, size_t klen, const char *v,
     rocksdb_options_destroy(opt);
 }
 
+/* Level-0 files of the orders family, read from a read-only handle (it
+   sees what the store's last flush or compaction recorded). */
+static int
+orders_l0_files(const char *dir)
+{
+    const char *names[5] = {"default", "orders", "audit", "meta", "events"};
+    rocksdb_options_t *opt = rocksdb_options_create();
+    const rocksdb_options_t *cfo[5] = {opt, opt, opt, opt, opt};
+    rocksdb_column_family_handle_t *h[5];
+    char *err = NULL;
+    rocksdb_t *db = rocksdb_open_for_read_only_column_families(
+        opt, dir, 5, names, cfo, h, 0, &err);
+    cr_assert_null(err, "%s", err);
+    char *v =
+        rocksdb_property_value_cf(db, h[1], "rocksdb.num-files-at-level0");
+    cr_assert_not_null(v);
+    int n = atoi(v);
+    rocksdb_free(v);
+    for (int i = 0; i < 5; i++)
+        rocksdb_column_family_handle_destroy(h[i]);
+    rocksdb_close(db);
+    rocksdb_options_destroy(opt);
+    return n;
+}
+
+static struct store *
+open_deferred(const char *dir)
+{
+    struct store_options opt;
+    store_options_default(&opt);
+    opt.durability = STORE_SYNC;
+    opt.wake = on_wake;
+    opt.wake_arg = &waker;
+    opt.defer_compactions = true;
+    char err[512] = "";
+    struct store *s = store_open(dir, &opt, err, sizeof err);
+    cr_assert_not_null(s, "store_open %s: %s", dir, err);
+    return s;
+}
+
+/* Opened with defer_compactions, a store compacts nothing until
+   store_load has read the orders, and then it does: six closes (a flush
+   each) leave six level-0 files, past RocksDB's trigger of four, and
+   after a load they are compacted away. */
+Test(store, compactions_wait_for_the_load)
+{
+    const char *dir = path_in("db");
+    for (int round = 0; round < 6; round++) {
+        struct store *s = open_deferred(dir);
+        uint64_t last = 0;
+        for (int i = 0; i < 20; i++) {
+            char id[32];
+            snprintf(id, sizeof id, "CW-%d-%02d", round, i);
+            struct order *o = make_order(id, (unsigned)i, 1, 40, false);
+            o->audit_n = 0;
+            last = put_with_entry(s, o);
+            order_free(o);
+        }
+        wait_durable(s, last);
+        store_close(s); /* flushes the memtables: one more level-0 file */
+    }
+    cr_assert_eq(orders_l0_files(dir), 6, "compacted before any load");
+
+    struct store *s = open_deferred(dir);
+    struct loaded *l = malloc(sizeof *l);
+    load_all(s, l);
+    cr_assert_eq(l->n, 120);
+    loaded_free(l);
+    free(l);
+    int files = 6;
+    for (int i = 0; i < 600 && files >= 4; i++) {
+        usleep(50000);
+        files = orders_l0_files(dir);
+    }
+    cr_assert_lt(files, 4, "no compaction in 30 s after the load");
+    store_close(s);
+}
+
 Test(store, newer_format_refused)
 {
     struct store *s = open_store(path_in("db"), STORE_SYNC);
