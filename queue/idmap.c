@@ -103,6 +103,47 @@ idmap_add(struct idmap *m, struct order *o)
     return 0;
 }
 
+/* How far ahead idmap_add_many works: it fetches the order 2 * AHEAD
+   adds ahead, its id AHEAD ahead, and hashes the id and fetches the
+   bucket AHEAD adds before it links the order in. */
+#define AHEAD 8
+
+int
+idmap_add_many(struct idmap *m, struct order *const *os, size_t n,
+               size_t *added)
+{
+    *added = 0;
+    if (idmap_reserve(m, m->n + n) != 0 || m->n + n > m->nbucket) {
+        /* No room in one go: one by one, resizing as idmap_add does. */
+        for (; *added < n; (*added)++)
+            if (idmap_add(m, os[*added]) < 0)
+                return -1;
+        return 0;
+    }
+    size_t mask = m->nbucket - 1, ring[AHEAD];
+    for (size_t i = 0; i < n + AHEAD; i++) {
+        if (i + 2 * AHEAD < n)
+            __builtin_prefetch(os[i + 2 * AHEAD]);
+        if (i + AHEAD < n)
+            __builtin_prefetch(os[i + AHEAD]->id);
+        if (i >= AHEAD) { /* its bucket was fetched AHEAD adds ago */
+            struct order *o = os[i - AHEAD];
+            size_t j = ring[i % AHEAD];
+            o->id_next = m->bucket[j];
+            m->bucket[j] = o;
+            m->n++;
+        }
+        if (i < n) {
+            const char *id = os[i]->id;
+            size_t j = id_hash(id, strlen(id)) & mask;
+            __builtin_prefetch(&m->bucket[j], 1);
+            ring[i % AHEAD] = j;
+        }
+    }
+    *added = n;
+    return 0;
+}
+
 int
 idmap_reserve(struct idmap *m, size_t n)
 {

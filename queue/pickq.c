@@ -1267,11 +1267,11 @@ index_restored(struct pickq *q)
     size_t pending = q->nrestored - q->nindexed;
     if (pending == 0)
         return PICKQ_OK;
-    (void)idmap_reserve(&q->ids, idmap_count(&q->ids) + pending);
-    for (; q->nindexed < q->nrestored; q->nindexed++)
-        if (idmap_add(&q->ids, q->restored[q->nindexed]) < 0)
-            return PICKQ_NOMEM;
-    return PICKQ_OK;
+    size_t added = 0;
+    int rc =
+        idmap_add_many(&q->ids, q->restored + q->nindexed, pending, &added);
+    q->nindexed += added;
+    return rc < 0 ? PICKQ_NOMEM : PICKQ_OK;
 }
 
 int
