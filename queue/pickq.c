@@ -1393,15 +1393,24 @@ radix_sort(struct keyed *keys, struct keyed *tmp, size_t n)
         memcpy(keys, from, n * sizeof(*keys));
 }
 
-/* Sort the n orders of r by the key that key() gives, stably. */
+/* Recovery walks 10^6 orders several times, each a cache miss (they are
+   256 bytes apart, and after the first sort in no address order): each
+   walk fetches the order this many steps ahead. */
+#define PREFETCH_AHEAD 16
+
+/* Sort the n orders of r by the key that key() gives, stably; keys[i].k
+   is then r[i]'s key. */
 static void
 sort_orders(struct order **r, size_t n, struct keyed *keys, struct keyed *tmp,
             uint64_t (*key)(const struct order *))
 {
     if (n < 2)
         return;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (i + PREFETCH_AHEAD < n)
+            __builtin_prefetch(r[i + PREFETCH_AHEAD]);
         keys[i] = (struct keyed){key(r[i]), r[i]};
+    }
     radix_sort(keys, tmp, n);
     for (size_t i = 0; i < n; i++)
         r[i] = keys[i].o;
@@ -1450,10 +1459,18 @@ build(struct pheap *h, struct pheap_node **nodes, size_t n)
         pheap_insert(h, nodes[i]);
 }
 
+struct rk_load {
+    struct order **os;
+    size_t n;
+};
+
 static void
 rk_get(void *ctx, size_t i, struct ostree_item *out)
 {
-    struct order *o = ((struct order **)ctx)[i];
+    const struct rk_load *l = ctx;
+    if (i + PREFETCH_AHEAD < l->n)
+        __builtin_prefetch(l->os[i + PREFETCH_AHEAD]);
+    struct order *o = l->os[i];
     out->key = o->qnode.key;
     out->seq = o->qnode.seq;
     out->ptr = o;
@@ -1470,7 +1487,8 @@ rk_build(struct pickq_wh *wh, struct order **os, size_t n)
             rk_insert(os[i]);
         return;
     }
-    int rc = ostree_load_sorted(&wh->rank, n, rk_get, os);
+    struct rk_load l = {os, n};
+    int rc = ostree_load_sorted(&wh->rank, n, rk_get, &l);
     if (rc != OSTREE_OK) {
         fprintf(stderr, "pickq: warehouse %s: position index load: %d\n",
                 wh->name, rc);
@@ -1538,38 +1556,46 @@ pickq_restore_done(struct pickq *q)
     if (q->restored_lease > q->lease)
         q->lease = q->restored_lease;
 
-    /* Storage gave the orders in id order: ties keep it. */
+    /* Storage gave the orders in id order: ties keep it.  The sorted
+       keys say which group each order is in. */
     sort_orders(r, n, keys, tmp, key_restored);
     size_t nact = 0;
-    while (nact < n && is_active(r[nact]))
+    while (nact < n && keys[nact].k >> GROUP_SHIFT == 0)
         nact++;
     size_t nfin = nact;
-    while (nfin < n && order_state_finished(r[nfin]->state))
+    while (nfin < n && keys[nfin].k >> GROUP_SHIFT == 1)
         nfin++;
 
-    /* Arrival seqs must be unique among active orders (they break ties in
-       both heaps): one lost or repeated in storage gets a fresh one. */
+    /* One walk over the active orders, in seq order:
+       - arrival seqs must be unique among them (they break ties in both
+         heaps): one lost or repeated in storage gets a fresh one;
+       - the timer heap's keys: escalations of the queued, leases of the
+         picking, confirm deadlines of the picked (into keys[0..nt));
+       - the queued get their heap keys and are compacted to the front of
+         r (nq <= i: what is overwritten was read already). */
     uint64_t prev = 0;
+    size_t nt = 0, nq = 0;
     for (size_t i = 0; i < nact; i++) {
-        uint64_t seq = r[i]->seq;
-        if (seq == 0 || (i > 0 && seq == prev))
-            r[i]->seq = ++q->seq;
-        prev = seq;
-    }
-
-    /* The timer heap: escalations of the queued, leases of the picking,
-       confirm deadlines of the picked. */
-    size_t nt = 0;
-    for (size_t i = 0; i < nact; i++) {
+        if (i + PREFETCH_AHEAD < nact)
+            __builtin_prefetch(r[i + PREFETCH_AHEAD], 1);
         struct order *o = r[i];
+        uint64_t seq = o->seq;
+        if (seq == 0 || (i > 0 && seq == prev))
+            o->seq = ++q->seq;
+        prev = seq;
         int64_t at = o->state == STATE_PICKING  ? o->lease_expires
                      : o->state == STATE_PICKED ? confirm_at(q, o)
                                                 : escalate_at(q, o);
-        if (at == NO_TIME)
-            continue;
-        o->tnode.key = time_key(at);
-        o->tnode.seq = o->seq;
-        keys[nt++] = (struct keyed){o->tnode.key, o};
+        if (at != NO_TIME) {
+            o->tnode.key = time_key(at);
+            o->tnode.seq = o->seq;
+            keys[nt++] = (struct keyed){o->tnode.key, o};
+        }
+        if (o->state == STATE_QUEUED) {
+            o->qnode.key = order_key(o->eff_cls, o->deadline);
+            o->qnode.seq = o->seq;
+            r[nq++] = o;
+        }
     }
     /* Stable on active orders in seq order: by (key, seq). */
     if (nt > 1)
@@ -1580,17 +1606,7 @@ pickq_restore_done(struct pickq *q)
 
     fin_merge(q, r + nact, nfin - nact);
 
-    /* Warehouse heaps, each from its queued orders in order.  The queued
-       are compacted to the front of r (the rest of it is done with). */
-    size_t nq = 0;
-    for (size_t i = 0; i < nact; i++) {
-        struct order *o = r[i];
-        if (o->state != STATE_QUEUED)
-            continue;
-        o->qnode.key = order_key(o->eff_cls, o->deadline);
-        o->qnode.seq = o->seq;
-        r[nq++] = o;
-    }
+    /* Warehouse heaps, each from its queued orders (r[0..nq)) in order. */
     /* In seq order still: by warehouse, then each warehouse's by (key,
        seq). */
     sort_orders(r, nq, keys, tmp, key_warehouse);
