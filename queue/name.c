@@ -34,14 +34,34 @@ ent_of(const char *name)
                                        offsetof(struct name_ent, s));
 }
 
+/* The names found last, by a cheap slot of their length and end bytes:
+   an order names a warehouse and a customer, and a restart looks the
+   same few names up 10^6 times each; uthash's hash of each was a twentieth
+   of it.  An entry leaves the cache when it is freed. */
+#define CACHE_SLOTS 8
+static struct name_ent *cache[CACHE_SLOTS];
+static size_t cache_len[CACHE_SLOTS];
+
+static unsigned
+cache_slot(const char *s, size_t len)
+{
+    return (unsigned)(len * 31 + (unsigned char)s[0] * 7 +
+                      (unsigned char)s[len - 1]) %
+           CACHE_SLOTS;
+}
+
 const char *
 name_get(const char *s, size_t len)
 {
     if (len == 0)
         return name_empty;
-    struct name_ent *e;
-    HASH_FIND(hh, names, s, len, e);
+    unsigned slot = cache_slot(s, len);
+    struct name_ent *e = cache[slot];
+    if (e == NULL || cache_len[slot] != len || memcmp(e->s, s, len) != 0)
+        HASH_FIND(hh, names, s, len, e);
     if (e != NULL) {
+        cache[slot] = e;
+        cache_len[slot] = len;
         if (e->refs == UINT32_MAX) {
             fprintf(stderr, "name: reference count overflow on '%s'\n", e->s);
             abort();
@@ -86,6 +106,9 @@ name_put(const char *name)
     struct name_ent *e = ent_of(name);
     if (--e->refs > 0)
         return;
+    for (unsigned i = 0; i < CACHE_SLOTS; i++)
+        if (cache[i] == e)
+            cache[i] = NULL;
     HASH_DEL(names, e);
     free(e);
 }

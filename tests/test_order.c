@@ -95,6 +95,34 @@ Test(order, names_are_shared_and_counted)
     name_put(name_empty); /* ignored */
 }
 
+/* name_get keeps the names it found last in a small cache: many names
+   that share its slots (same length, same end bytes) each come back as
+   their own copy, and a name freed and asked for again is a live copy,
+   not the freed one (ASan would catch a use after free). */
+Test(order, name_cache_survives_collisions_and_frees)
+{
+    size_t base = name_count();
+    const char *got[64];
+    char buf[16];
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 64; i++) {
+            snprintf(buf, sizeof buf, "A%02dZ", i); /* same len and ends */
+            got[i] = name_get(buf, strlen(buf));
+            cr_assert_not_null(got[i]);
+            cr_assert_str_eq(got[i], buf);
+        }
+        cr_assert_eq(name_count(), base + 64);
+        for (int i = 0; i < 64; i++) {
+            snprintf(buf, sizeof buf, "A%02dZ", i);
+            cr_assert_eq(name_get(buf, strlen(buf)), got[i], "%s", buf);
+            name_put(got[i]);
+        }
+        for (int i = 0; i < 64; i++)
+            name_put(got[i]); /* frees them all */
+        cr_assert_eq(name_count(), base);
+    }
+}
+
 Test(order, attributes_set_get_replace_iterate)
 {
     struct order *o = order_new();
