@@ -145,7 +145,18 @@ net_init(struct net *n, const struct config *cfg)
         log_msg(LOG_ERROR, "libevent: no pthreads support");
         return -1;
     }
-    n->base = event_base_new();
+    /* A precise clock for timers: by default libevent reads Linux's
+       coarse monotonic clock (a tick of up to 4 ms), and a NEXT BLOCK or
+       a lease deadline could end that much early. */
+    struct event_config *ec = event_config_new();
+    if (!ec || event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER)) {
+        log_msg(LOG_ERROR, "libevent: cannot configure the event loop");
+        if (ec)
+            event_config_free(ec);
+        return -1;
+    }
+    n->base = event_base_new_with_config(ec);
+    event_config_free(ec);
     if (!n->base) {
         log_msg(LOG_ERROR, "libevent: cannot create the event loop");
         return -1;
