@@ -762,6 +762,24 @@ order_time_format(int64_t ms, char *buf, size_t buflen)
     unsigned m, d;
     civil_from_days(days, &y, &m, &d);
     unsigned sod = (unsigned)(rem / 1000);
+    if (y >= 0 && y <= 9999 && buflen >= 25) {
+        /* The usual case, digit by digit: a NEXT reply formats four or
+           five times, and snprintf was a hundredth of the daemon's CPU. */
+        unsigned v[7] = {
+            (unsigned)y,           m, d, sod / 3600, sod / 60 % 60, sod % 60,
+            (unsigned)(rem % 1000)};
+        static const unsigned width[7] = {4, 2, 2, 2, 2, 2, 3};
+        static const char sep[7] = {'-', '-', 'T', ':', ':', '.', 'Z'};
+        char *p = buf;
+        for (int i = 0; i < 7; i++) {
+            for (unsigned k = width[i], x = v[i]; k > 0; k--, x /= 10)
+                p[k - 1] = (char)('0' + x % 10);
+            p += width[i];
+            *p++ = sep[i];
+        }
+        *p = '\0';
+        return buf;
+    }
     if (buflen > 0)
         snprintf(buf, buflen, "%04" PRId64 "-%02u-%02uT%02u:%02u:%02u.%03uZ", y,
                  m, d, sod / 3600, sod / 60 % 60, sod % 60,
