@@ -318,13 +318,15 @@ options_destroy(struct store *s)
     s->wsync = s->wnosync = NULL;
 }
 
-/* RocksDB's default environment, its compaction threads at the lowest
-   CPU priority (nice 19): on a core shared with the event loop, a
-   compaction preempts nothing.  Without it the compaction that follows
-   a restart (the level-0 files a clean stop flushed) made the first
-   pops wait up to 5 ms for the core.  Flushes keep the normal priority:
-   writes stall when they fall behind.  One for the process, never
-   destroyed (it wraps RocksDB's own default). */
+/* RocksDB's default environment, its flush and compaction threads at
+   the lowest CPU priority (nice 19): on a core shared with the event loop
+   they give way to it.  At normal priority the flush and the compaction
+   that follow a restart (of the WAL replayed after a SIGKILL, of the
+   level-0 files a clean stop left) made the first pops wait up to 4 ms
+   for the core; at nice 19 the slowest of 1,000 pops was 0.2-0.5 ms
+   (bench/peers row 6).  The price, on a saturated core: pipelined pushes
+   8-14% slower, as writes stall while a flush waits for the core.  One
+   for the process, never destroyed (it wraps RocksDB's own default). */
 static rocksdb_env_t *env;
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
 
@@ -337,6 +339,7 @@ env_create(void)
         abort();
     }
     rocksdb_env_lower_thread_pool_cpu_priority(env);
+    rocksdb_env_lower_high_priority_thread_pool_cpu_priority(env);
 }
 
 static void
