@@ -62,6 +62,21 @@ push(struct pickq *q, const char *id, const char *wh, int cls, int64_t deadline,
     return o;
 }
 
+/* Push n approved orders <prefix>0 .. <prefix>(n-1) to SH01, all of one
+   class and deadline; out (when not NULL) gets them in that order. */
+static void
+push_n(struct pickq *q, const char *prefix, int n, int cls, int64_t deadline,
+       int64_t now, struct order **out)
+{
+    for (int i = 0; i < n; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "%s%d", prefix, i);
+        struct order *o = push(q, id, "SH01", cls, deadline, true, now);
+        if (out != NULL)
+            out[i] = o;
+    }
+}
+
 /* The ids of the first k queued orders of wh, space-separated. */
 static const char *
 queue_ids(struct pickq *q, const char *wh)
@@ -1449,11 +1464,7 @@ Test(pickq, estimate_follows_measured_pick_rate)
 {
     struct pickq *q = new_q();
     struct order *o[6];
-    char id[8];
-    for (int i = 0; i < 6; i++) {
-        snprintf(id, sizeof id, "R%d", i);
-        o[i] = push(q, id, "SH01", CLASS_NORMAL, T0 + 90 * HOUR, true, T0);
-    }
+    push_n(q, "R", 6, CLASS_NORMAL, T0 + 90 * HOUR, T0, o);
     struct order *got;
     cr_assert_eq(pickq_next(q, "SH01", "a", 0, T0, &got), PICKQ_OK);
     cr_assert_eq(pickq_next(q, "SH01", "b", 0, T0 + 30000, &got), PICKQ_OK);
@@ -1496,10 +1507,7 @@ Test(pickq, estimate_counts_orders_that_go_ahead)
     struct pickq *q = new_q();
     struct order *nq[6];
     char id[8];
-    for (int i = 0; i < 6; i++) {
-        snprintf(id, sizeof id, "N%d", i);
-        nq[i] = push(q, id, "SH01", CLASS_NORMAL, T0 + 90 * HOUR, true, T0);
-    }
+    push_n(q, "N", 6, CLASS_NORMAL, T0 + 90 * HOUR, T0, nq);
     struct order *got;
     cr_assert_eq(pickq_next(q, "SH01", "a", 0, T0, &got), PICKQ_OK);
     /* One rush24h order arrives in each 60 s gap and is picked first. */
@@ -1541,15 +1549,9 @@ Test(pickq, estimate_counts_orders_that_go_ahead)
 
     /* Capped at 2: five orders ahead in one gap make it 3 gaps a rank. */
     q = new_q();
-    for (int i = 0; i < 3; i++) {
-        snprintf(id, sizeof id, "N%d", i);
-        nq[i] = push(q, id, "SH01", CLASS_NORMAL, T0 + 90 * HOUR, true, T0);
-    }
+    push_n(q, "N", 3, CLASS_NORMAL, T0 + 90 * HOUR, T0, nq);
     cr_assert_eq(pickq_next(q, "SH01", "a", 0, T0, &got), PICKQ_OK);
-    for (int i = 0; i < 5; i++) {
-        snprintf(id, sizeof id, "S%d", i);
-        push(q, id, "SH01", CLASS_RUSH4H, T0 + 3 * HOUR, true, T0 + 1000);
-    }
+    push_n(q, "S", 5, CLASS_RUSH4H, T0 + 3 * HOUR, T0 + 1000, NULL);
     cr_assert_eq(pickq_next(q, "SH01", "a", 0, T0 + 60000, &got), PICKQ_OK);
     cr_assert_eq(pickq_position(q, nq[2], &r, &eta), PICKQ_OK);
     cr_assert_eq(r, 5);
