@@ -823,6 +823,7 @@ core_stats(struct core *c, const char *warehouse, struct core_stats *st)
     st->notify_retries = c->notify_retries;
     st->notify_failures = c->notify_failures;
     st->uptime_ms = core_now() - c->started;
+    memory_usage(&st->mem);
     st->storage_ok =
         store_ok(c->store, st->storage_reason, sizeof st->storage_reason);
 }

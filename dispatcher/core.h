@@ -29,6 +29,7 @@
 #include <event2/event.h>
 
 #include "events.h"
+#include "memory.h"
 #include "metrics.h"
 #include "pickq.h"
 #include "store.h"
@@ -86,6 +87,7 @@ struct core_stats {
     uint64_t notify_retries;   /* notifier: failed attempts retried */
     uint64_t notify_failures;  /* notifier: events that used every attempt */
     int64_t uptime_ms;
+    struct memory_usage mem;
     bool storage_ok;
     char storage_reason[200];
 };

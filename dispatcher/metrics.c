@@ -207,6 +207,25 @@ metrics_render(struct evbuffer *b, struct core *c,
     one(b, "dispatchd_storage_ok", "gauge",
         "1 while storage takes writes, 0 while it refuses them.",
         st.storage_ok ? 1 : 0);
+    const struct {
+        const char *name, *help;
+        uint64_t v;
+    } bytes[] = {
+        {"dispatchd_memory_rss_bytes", "Resident set of the process.",
+         st.mem.rss},
+        {"dispatchd_memory_allocated_bytes",
+         "Bytes handed out by the allocator and not freed.", st.mem.allocated},
+        {"dispatchd_store_memtable_bytes",
+         "RocksDB memtables, active and waiting to flush.",
+         st.st.memtable_bytes},
+        {"dispatchd_store_table_readers_bytes",
+         "RocksDB SST index and filter blocks held in memory.",
+         st.st.table_readers_bytes},
+        {"dispatchd_store_block_cache_bytes", "RocksDB block cache in use.",
+         st.st.block_cache_bytes},
+    };
+    for (size_t i = 0; i < sizeof bytes / sizeof bytes[0]; i++)
+        one(b, bytes[i].name, "gauge", bytes[i].help, (double)bytes[i].v);
     one(b, "dispatchd_store_sync_seconds_max", "gauge",
         "Longest WAL sync so far.", (double)st.st.sync_us_max / 1e6);
     static const char *const modes[] = {"sync", "batch", "none"};

@@ -258,10 +258,10 @@ record_encode(const struct order *o, char *buf, size_t cap)
     put_svar(&w, o->lease_expires);
     put_svar(&w, o->picked_at);
     put_field(&w, o->picker, ORDER_NAME_MAX);
-    put_svar(&w, o->outbound_at);
+    put_svar(&w, order_outbound_at(o));
     put_field(&w, o->operator_, ORDER_NAME_MAX);
     put_u8(&w, o->outbound_leased ? 1 : 0);
-    put_svar(&w, o->delivered_at);
+    put_svar(&w, order_delivered_at(o));
     put_uvar(&w, o->audit_n);
     put_str(&w, o->attrs, o->attrs != NULL ? o->attrs_len : 0);
     /* version 2 */
@@ -351,10 +351,17 @@ record_decode(const char *buf, size_t len, char *err, size_t errlen)
     o->lease_expires = get_svar(&r, "lease expiry");
     o->picked_at = get_svar(&r, "picked at");
     get_field(&r, o, order_set_picker, ORDER_NAME_MAX, "picker");
-    o->outbound_at = get_svar(&r, "outbound at");
+    int64_t outbound_at = get_svar(&r, "outbound at");
     get_field(&r, o, order_set_operator, ORDER_NAME_MAX, "operator");
     o->outbound_leased = get_bool(&r, "outbound leased");
-    o->delivered_at = get_svar(&r, "delivered at");
+    int64_t delivered_at = get_svar(&r, "delivered at");
+    if (order_state_finished(o->state)) { /* else the bytes are the heap's */
+        o->outbound_at = outbound_at;
+        o->delivered_at = delivered_at;
+    } else if (!r.failed && (outbound_at != 0 || delivered_at != 0)) {
+        rfail(&r, "a %s order with an outbound or delivery time",
+              order_state_name(o->state));
+    }
     uint64_t audit_n = get_uvar(&r, "audit count");
     if (!r.failed && audit_n > UINT32_MAX)
         rfail(&r, "audit count %llu out of range", (unsigned long long)audit_n);

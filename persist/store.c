@@ -77,6 +77,7 @@
 #define CLOSE_RETRIES 3
 #define WRITE_BUFFER_BYTES ((size_t)8 << 20)
 #define WAL_TOTAL_MAX ((uint64_t)4 * WRITE_BUFFER_BYTES)
+#define BLOCK_CACHE_BYTES ((size_t)8 << 20)
 #define GATHER_US 1000 /* batch/none: a group gathers this long... */
 #define GATHER_MIN 512 /* ...unless it already holds this many records */
 
@@ -129,6 +130,7 @@ struct store {
     rocksdb_column_family_handle_t *cf[CF_N];
     rocksdb_options_t *dbopt;
     rocksdb_options_t *cfopt[CF_N];
+    rocksdb_cache_t *cache; /* one block cache for every family */
     rocksdb_writeoptions_t *wsync;
     rocksdb_writeoptions_t *wnosync;
 
@@ -311,6 +313,9 @@ options_destroy(struct store *s)
     if (s->dbopt != NULL)
         rocksdb_options_destroy(s->dbopt);
     s->dbopt = NULL;
+    if (s->cache != NULL)
+        rocksdb_cache_destroy(s->cache);
+    s->cache = NULL;
     if (s->wsync != NULL)
         rocksdb_writeoptions_destroy(s->wsync);
     if (s->wnosync != NULL)
@@ -348,6 +353,20 @@ options_create(struct store *s)
     check_pthread(pthread_once(&env_once, env_create), "env once");
     s->dbopt = rocksdb_options_create();
     rocksdb_options_set_env(s->dbopt, env);
+    /* One block cache, shared by every family, so that what it holds has
+       one bound (the default gives each table factory a cache of its
+       own) and STATS can report it.  Reads are rare: a restart reads
+       "orders" once, AUDIT reads a trail. */
+    s->cache = rocksdb_cache_create_lru(BLOCK_CACHE_BYTES);
+    rocksdb_block_based_table_options_t *dflt =
+        rocksdb_block_based_options_create();
+    if (s->cache == NULL || dflt == NULL) {
+        fprintf(stderr, "store: out of memory creating RocksDB options\n");
+        abort();
+    }
+    rocksdb_block_based_options_set_block_cache(dflt, s->cache);
+    rocksdb_options_set_block_based_table_factory(s->dbopt, dflt);
+    rocksdb_block_based_options_destroy(dflt);
     rocksdb_options_set_create_if_missing(s->dbopt, 1);
     rocksdb_options_set_create_missing_column_families(s->dbopt, 1);
     rocksdb_options_set_max_background_jobs(s->dbopt, 2);
@@ -413,6 +432,7 @@ options_create(struct store *s)
     rocksdb_block_based_table_options_t *bbto =
         rocksdb_block_based_options_create();
     rocksdb_block_based_options_set_block_size(bbto, 32 << 10);
+    rocksdb_block_based_options_set_block_cache(bbto, s->cache);
     rocksdb_options_set_block_based_table_factory(s->cfopt[CF_ORDERS], bbto);
     rocksdb_block_based_options_destroy(bbto);
     s->wsync = rocksdb_writeoptions_create();
@@ -1508,4 +1528,22 @@ store_stats(struct store *s, struct store_stats *st)
     st->durability = s->opt.durability;
     st->submitted = atomic_load(&s->submitted);
     st->durable = store_durable(s);
+
+    pthread_rwlock_rdlock(&s->dblock);
+    for (int i = 0; s->db != NULL && i < CF_N; i++) {
+        uint64_t v;
+        if (s->cf[i] == NULL)
+            continue;
+        if (!rocksdb_property_int_cf(s->db, s->cf[i],
+                                     "rocksdb.cur-size-all-mem-tables", &v))
+            st->memtable_bytes += v;
+        if (!rocksdb_property_int_cf(s->db, s->cf[i],
+                                     "rocksdb.estimate-table-readers-mem", &v))
+            st->table_readers_bytes += v;
+    }
+    uint64_t v;
+    if (s->db != NULL &&
+        !rocksdb_property_int(s->db, "rocksdb.block-cache-usage", &v))
+        st->block_cache_bytes = v; /* one cache (options_create) */
+    pthread_rwlock_unlock(&s->dblock);
 }

@@ -87,6 +87,10 @@ struct store_stats {
     /* Groups by size: [i] counts groups of 2^(i-1) < size <= 2^i records
        ([0]: one record); the last also counts every larger group. */
     uint64_t group_sizes[STORE_GROUP_BUCKETS];
+    /* RocksDB's own memory, summed over the column families: memtables
+       (active and waiting to flush), SST index and filter blocks, and
+       the block cache. */
+    uint64_t memtable_bytes, table_readers_bytes, block_cache_bytes;
 };
 
 void store_options_default(struct store_options *opt);

@@ -95,13 +95,23 @@ enum order_risk {
 #define RISK_ALL (RISK_NEW_CUSTOMER | RISK_HIGH_RETURNS | RISK_OVERDUE_90D)
 
 struct order {
-    struct pheap_node qnode; /* in its warehouse's pick heap when queued */
+    /* A queued order is in its warehouse's pick heap; a finished one
+       (order_state_finished) never is, and holds its finishing times in
+       the same bytes.  Read those through order_outbound_at() and
+       order_delivered_at() unless the state is known to be finished. */
+    union {
+        struct pheap_node qnode; /* queued: in its warehouse's pick heap */
+        struct {
+            struct order *fin_prev; /* finished: pickq's list of finished */
+            struct order *fin_next; /* orders, oldest first (private) */
+            int64_t outbound_at;    /* ms, shipped; 0 = not shipped */
+            int64_t delivered_at;   /* ms, delivered; 0 = not delivered */
+        };
+    };
     struct pheap_node tnode; /* in the timer heap: escalation when queued,
                                 lease expiry when picking */
     struct order *id_next;   /* the pick queue's id index (its chain) */
     struct pickq_wh *wh;     /* the warehouse it belongs to (pickq private) */
-    struct order *fin_prev;  /* pickq's list of finished orders, oldest */
-    struct order *fin_next;  /* first (pickq private) */
 
     /* The id is the order's own allocation; the names are interned
        (name.h): a queued order costs a pointer per name, not a copy. */
@@ -128,10 +138,6 @@ struct order {
     int64_t picked_at;     /* ms, when the current lease began */
     int64_t pick_done_at;  /* ms, when it became picked; 0 = never */
 
-    /* Outbound confirmation, meaningful once shipped. */
-    int64_t outbound_at;
-    int64_t delivered_at;
-
     uint32_t audit_n;   /* audit entries written so far (next sequence) */
     uint16_t attrs_len; /* <= ORDER_ATTRS_MAX * (key + value + 2) */
     uint16_t nattrs;
@@ -154,6 +160,19 @@ static inline bool
 order_state_finished(int s)
 {
     return s == STATE_SHIPPED || s == STATE_DELIVERED || s == STATE_CANCELLED;
+}
+
+/* When it was shipped and delivered, 0 when it was not (yet). */
+static inline int64_t
+order_outbound_at(const struct order *o)
+{
+    return order_state_finished(o->state) ? o->outbound_at : 0;
+}
+
+static inline int64_t
+order_delivered_at(const struct order *o)
+{
+    return order_state_finished(o->state) ? o->delivered_at : 0;
 }
 
 /* printf into err (errlen bytes) unless err is NULL: how queue/ fills the

@@ -739,7 +739,7 @@ pickq_push(struct pickq *q, struct order *o, int64_t now,
     }
 
     o->wh = wh;
-    o->fin_prev = o->fin_next = NULL;
+    memset(&o->qnode, 0, sizeof(o->qnode)); /* and the finishing times */
     o->eff_cls = o->cls;
     o->seq = 0;
     o->lease = 0;
@@ -789,7 +789,10 @@ pickq_cancel(struct pickq *q, struct order *o, int64_t now)
     int to;
     if (order_transition(o->state, ACTION_CANCEL, &to) < 0)
         return PICKQ_BADSTATE;
+    bool was_finished = order_state_finished(o->state);
     leave_active(q, o);
+    if (!was_finished) /* the heap's bytes become the finishing times */
+        o->outbound_at = o->delivered_at = 0;
     set_state(o, ACTION_CANCEL);
     o->updated = now;
     o->wh->st.cancels++;
@@ -1029,6 +1032,8 @@ outbound_do(struct pickq *q, struct order *o, const char *operator_, int64_t at,
         wh->st.outbounds_unleased++;
 
     leave_active(q, o);
+    if (!order_state_finished(from)) /* as in pickq_cancel */
+        o->delivered_at = 0;
     set_state(o, ACTION_OUTBOUND);
     name_set(&o->operator_, operator_);
     o->outbound_at = at;
@@ -1321,8 +1326,10 @@ pickq_restore(struct pickq *q, struct order *o)
     }
 
     o->wh = wh;
-    o->fin_prev = o->fin_next = NULL;
-    memset(&o->qnode, 0, sizeof(o->qnode));
+    if (order_state_finished(o->state)) /* its times share the bytes */
+        o->fin_prev = o->fin_next = NULL;
+    else
+        memset(&o->qnode, 0, sizeof(o->qnode));
     memset(&o->tnode, 0, sizeof(o->tnode));
     /* Stored by an older policy or damaged: within what escalation may
        reach now (its own class, or one up but never into asn). */

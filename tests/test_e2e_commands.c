@@ -1434,6 +1434,12 @@ static const char *const stat_keys[] = {
     "notify_delivered",
     "notify_retries",
     "notify_failures",
+    "mem_rss",
+    "mem_allocated",
+    "mem_allocator_resident",
+    "store_memtable_bytes",
+    "store_table_readers_bytes",
+    "store_block_cache_bytes",
 };
 
 Test(cmd, stats)
@@ -1458,6 +1464,10 @@ Test(cmd, stats)
     cr_assert_str_eq(fs(s, "storage"), "ok");
     cr_assert_eq(s->elements, 2 * (sizeof stat_keys / sizeof stat_keys[0] + 2),
                  "STATS has %zu elements", s->elements);
+    /* What the process holds: the orders and RocksDB's memtables. */
+    cr_assert_gt(fi(s, "mem_rss"), 1 << 20);
+    cr_assert_gt(fi(s, "mem_allocated"), 0);
+    cr_assert_gt(fi(s, "store_memtable_bytes"), 0);
     cr_assert_eq(fi(s, "new"), 1);
     cr_assert_eq(fi(s, "held"), 1);
     cr_assert_eq(fi(s, "queued"), 1);

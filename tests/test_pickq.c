@@ -471,6 +471,9 @@ Test(pickq, cancel_from_every_state)
                      "%s", all[i]->id);
         cr_assert_eq(all[i]->state, STATE_CANCELLED);
         cr_assert_eq(all[i]->updated, T0 + 1 + (int64_t)i);
+        /* The queued one's heap node shared these bytes. */
+        cr_assert_eq(order_outbound_at(all[i]), 0, "%s", all[i]->id);
+        cr_assert_eq(order_delivered_at(all[i]), 0, "%s", all[i]->id);
         cr_assert_eq(pickq_cancel(q, all[i], T0), PICKQ_BADSTATE);
     }
     cr_assert_eq(pickq_cancel(q, s, T0), PICKQ_BADSTATE, "shipped");
