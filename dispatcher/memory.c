@@ -1,11 +1,15 @@
 #include "memory.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
-#ifdef DISPATCHD_JEMALLOC
+#if defined(DISPATCHD_JEMALLOC)
 #include <jemalloc/jemalloc.h>
+#elif defined(__SANITIZE_ADDRESS__)
+/* libasan's (gcc ships no header declaring it). */
+size_t __sanitizer_get_current_allocated_bytes(void);
 #else
 #include <malloc.h>
 #endif
@@ -42,6 +46,9 @@ memory_usage(struct memory_usage *m)
     len = sizeof v;
     if (mallctl("stats.resident", &v, &len, NULL, 0) == 0)
         m->resident = v;
+#elif defined(__SANITIZE_ADDRESS__)
+    /* The sanitizer build: ASan's allocator serves every malloc. */
+    m->allocated = __sanitizer_get_current_allocated_bytes();
 #else
     struct mallinfo2 mi = mallinfo2();
     m->allocated = (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd;

@@ -1,7 +1,7 @@
 /*
  * memory — what the process holds: its resident set, and the bytes the
- * allocator has handed out (jemalloc's own count; glibc's in the
- * sanitizer build, which keeps the libc allocator).
+ * allocator has handed out (jemalloc's own count; AddressSanitizer's in
+ * the sanitizer build; glibc's in a build with neither).
  */
 #ifndef DISPATCHD_MEMORY_H
 #define DISPATCHD_MEMORY_H
