@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -73,6 +74,30 @@ unsent(const struct conn *c)
            evbuffer_get_length(bufferevent_get_output(c->bev));
 }
 
+/* Reading on and off.  Reading off also stops the idle clock, as a
+   bufferevent's read timeout did. */
+static void
+read_on(struct conn *c)
+{
+    if (c->reading)
+        return;
+    int64_t ms = c->pool->idle_timeout_ms;
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    if (event_add(c->read_ev, ms > 0 ? &tv : NULL))
+        log_fatal("libevent: cannot watch client %" PRIu64 " for reading",
+                  c->id);
+    c->reading = true;
+}
+
+static void
+read_off(struct conn *c)
+{
+    if (!c->reading)
+        return;
+    event_del(c->read_ev);
+    c->reading = false;
+}
+
 /* Free c if it is closing and everything it had to say is written. */
 static bool
 conn_reap(struct conn *c)
@@ -110,7 +135,8 @@ conn_kill(struct conn *c, const char *why)
     evbuffer_drain(c->out, evbuffer_get_length(c->out));
     struct evbuffer *ob = bufferevent_get_output(c->bev);
     evbuffer_drain(ob, evbuffer_get_length(ob));
-    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    read_off(c);
+    bufferevent_disable(c->bev, EV_WRITE);
     c->closing = true;
     c->killed = true;
     event_active(c->resume_ev, EV_TIMEOUT, 0);
@@ -163,10 +189,8 @@ conn_resume(struct conn *c)
     if (conn_paused(c) || c->closing || c->out_paused || c->store_wait ||
         c->pool->quiet)
         return;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
-    if (!(bufferevent_get_enabled(c->bev) & EV_READ))
-        bufferevent_enable(c->bev, EV_READ);
-    size_t len = evbuffer_get_length(in);
+    read_on(c);
+    size_t len = evbuffer_get_length(c->in);
     if (len > 0 && len >= c->need)
         event_active(c->resume_ev, EV_TIMEOUT, 0);
 }
@@ -396,25 +420,58 @@ conn_free(struct conn *c)
     pool->n--;
     pool->core->clients = pool->n;
     log_msg(LOG_DEBUG, "client %" PRIu64 " %s closed", c->id, c->addr);
+    event_free(c->read_ev); /* before the bufferevent closes the socket */
     bufferevent_free(c->bev);
     event_free(c->resume_ev);
     evbuffer_free(c->out);
+    evbuffer_free(c->in);
     free(c);
 }
 
+/* What one read() asks for: a pipelined burst of small requests is taken
+   in one call (a bufferevent reads at most 4 KiB). */
+#define READ_CHUNK 16384
+
 static void
-on_read(struct bufferevent *bev, void *arg)
+on_readable(evutil_socket_t fd, short what, void *arg)
 {
     struct conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
+
+    if (what & EV_TIMEOUT) {
+        /* Idle: pickers blocked in NEXT and listeners are expected to be
+           quiet (the persistent event re-arms its timeout). */
+        if (conn_paused(c) || conn_listening(c))
+            return;
+        log_msg(LOG_INFO, "client %" PRIu64 " %s idle, closing", c->id,
+                c->addr);
+        conn_free(c);
+        return;
+    }
+    struct evbuffer_iovec v;
+    if (evbuffer_reserve_space(c->in, READ_CHUNK, &v, 1) < 1)
+        log_fatal("out of memory reading from client %" PRIu64, c->id);
+    ssize_t n = read(fd, v.iov_base, v.iov_len);
+    if (n <= 0) {
+        if (n < 0 &&
+            (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+            return;
+        if (n < 0)
+            log_msg(LOG_DEBUG, "client %" PRIu64 " %s: %s", c->id, c->addr,
+                    strerror(errno));
+        conn_free(c); /* the peer hung up, or the socket failed */
+        return;
+    }
+    v.iov_len = (size_t)n;
+    if (evbuffer_commit_space(c->in, &v, 1))
+        log_fatal("libevent: cannot keep what client %" PRIu64 " sent", c->id);
 
     /* A paused connection keeps reading, so a picker that hangs up is
        noticed, but parses nothing until it resumes; turning reading off
        and on for every durable reply would cost two epoll_ctl calls per
        request.  Only a peer that sends this much meanwhile is stopped. */
     if ((conn_paused(c) || c->out_paused || c->store_wait) &&
-        evbuffer_get_length(in) > c->pool->lim.input_max)
-        bufferevent_disable(bev, EV_READ);
+        evbuffer_get_length(c->in) > c->pool->lim.input_max)
+        read_off(c);
     process_input(c);
 }
 
@@ -445,21 +502,14 @@ on_write(struct bufferevent *bev, void *arg)
     }
 }
 
+/* The bufferevent only writes: a failed write, or EOF seen there. */
 static void
 on_conn_event(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
+    (void)bev;
 
-    if (what & BEV_EVENT_TIMEOUT) {
-        /* Idle timeout: pickers blocked in NEXT and listeners are
-           expected to be quiet. */
-        if (conn_paused(c) || conn_listening(c)) {
-            bufferevent_enable(bev, EV_READ);
-            return;
-        }
-        log_msg(LOG_INFO, "client %" PRIu64 " %s idle, closing", c->id,
-                c->addr);
-    } else if (what & BEV_EVENT_ERROR) {
+    if (what & BEV_EVENT_ERROR) {
         log_msg(LOG_DEBUG, "client %" PRIu64 " %s: %s", c->id, c->addr,
                 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
     }
@@ -470,7 +520,7 @@ static void
 process_input(struct conn *c)
 {
     struct conn_pool *pool = c->pool;
-    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer *in = c->in;
     size_t len = evbuffer_get_length(in);
 
     if (len == 0 || conn_paused(c) || c->closing || c->out_paused ||
@@ -540,7 +590,7 @@ process_input(struct conn *c)
         event_active(c->resume_ev, EV_TIMEOUT, 0);
 settle:
     if (c->closing)
-        bufferevent_disable(c->bev, EV_READ);
+        read_off(c);
     conn_settle(c);
     conn_reap(c);
 }
@@ -569,15 +619,22 @@ conn_accept(struct conn_pool *pool, int fd, const struct sockaddr *sa)
     c->p.resp.ver = 2;
     c->role = pool->users && pool->users->enabled ? ROLE_NONE : ROLE_ADMIN;
     c->bev = bufferevent_socket_new(pool->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    c->in = evbuffer_new();
+    c->read_ev =
+        event_new(pool->base, fd, EV_READ | EV_PERSIST, on_readable, c);
     c->out = evbuffer_new();
     c->resume_ev = event_new(pool->base, -1, 0, on_resume, c);
     int wr = waiter_init(&c->waiter, pool->base, on_waited, c);
-    if (!c->bev || !c->out || !c->resume_ev || wr) {
+    if (!c->bev || !c->in || !c->read_ev || !c->out || !c->resume_ev || wr) {
         log_msg(LOG_ERROR, "out of memory accepting a client");
+        if (c->read_ev)
+            event_free(c->read_ev);
         if (c->bev)
             bufferevent_free(c->bev);
         else
             evutil_closesocket(fd);
+        if (c->in)
+            evbuffer_free(c->in);
         if (c->out)
             evbuffer_free(c->out);
         if (c->resume_ev)
@@ -613,13 +670,9 @@ conn_accept(struct conn_pool *pool, int fd, const struct sockaddr *sa)
     pool->core->clients = pool->n;
     pool->cnt.connections++;
 
-    bufferevent_setcb(c->bev, on_read, on_write, on_conn_event, c);
-    if (pool->idle_timeout_ms > 0) {
-        struct timeval tv = {.tv_sec = pool->idle_timeout_ms / 1000,
-                             .tv_usec = (pool->idle_timeout_ms % 1000) * 1000};
-        bufferevent_set_timeouts(c->bev, &tv, NULL);
-    }
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    bufferevent_setcb(c->bev, NULL, on_write, on_conn_event, c);
+    bufferevent_enable(c->bev, EV_WRITE);
+    read_on(c);
     log_msg(LOG_DEBUG, "client %" PRIu64 " %s connected", c->id, c->addr);
 }
 
@@ -628,7 +681,7 @@ conn_pool_quiesce(struct conn_pool *pool)
 {
     pool->quiet = true;
     for (struct conn *c = pool->conns; c; c = c->next) {
-        bufferevent_disable(c->bev, EV_READ);
+        read_off(c);
         if (c->ewait.listening && c->ewait_ev)
             event_active(c->ewait_ev, EV_TIMEOUT, 0);
     }

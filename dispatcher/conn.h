@@ -101,9 +101,16 @@ struct conn_pool {
 
 struct conn {
     struct conn_pool *pool;
+    /* Replies go out through the bufferevent; requests come in through
+       read_ev and one read() into `in` each time the socket is readable
+       (a bufferevent asks the kernel how much is waiting with an ioctl
+       first: a system call more for every request). */
     struct bufferevent *bev;
-    uint64_t id;                   /* CLIENT ID */
-    char addr[64];                 /* peer, for logs */
+    struct evbuffer *in;   /* bytes read, not yet parsed */
+    struct event *read_ev; /* the socket readable, or the idle timeout */
+    bool reading;          /* read_ev added */
+    uint64_t id;           /* CLIENT ID */
+    char addr[64];         /* peer, for logs */
     char name[ORDER_NAME_MAX + 1]; /* CLIENT SETNAME; the audit's actor */
     const struct proto *proto;     /* NULL until the first byte */
     const struct user *user;       /* authenticated as, or NULL */
