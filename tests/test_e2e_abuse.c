@@ -2,7 +2,8 @@
  * The daemon tried as hostile and careless clients would: clients that
  * never read, subscribers that fall behind, bytes that are not UTF-8,
  * deadlines in the year 9999, a store queue that fills, requests that
- * arrive a byte at a time.  Each must get a clear error or be cut off,
+ * arrive a byte at a time, clients that go quiet or hang up mid-request.
+ * Each must get a clear error or be cut off,
  * never grow the daemon without bound, and never hurt other clients.
  */
 #include <fcntl.h>
@@ -331,5 +332,113 @@ Test(abuse, full_store_queue_pushes_back)
     st = e2e_cmd(c, "STATS");
     cr_assert_eq(e2e_field_int(st, "queued"), N);
     freeReplyObject(st);
+    redisFree(c);
+}
+
+/* 1 when fd is closed by the peer within ms (recv returns 0), 0 when it
+   is still open; data that arrives is read and dropped. */
+static int
+closed_within(int fd, long ms)
+{
+    long until = e2e_now_ms() + ms;
+    for (;;) {
+        long left = until - e2e_now_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)left) <= 0)
+            continue;
+        char b[256];
+        ssize_t k = recv(fd, b, sizeof b, MSG_DONTWAIT);
+        if (k == 0)
+            return 1;
+        cr_assert(k > 0 || errno == EAGAIN, "recv: %s", strerror(errno));
+    }
+}
+
+/* --idle-timeout: a client that says nothing is closed; a picker blocked
+   in NEXT, a subscriber and a client that keeps talking are not. */
+Test(abuse, idle_clients_are_closed_but_not_waiting_ones)
+{
+    atexit(cleanup);
+    e2e_start(&D, "--idle-timeout", "300ms", NULL);
+    int idle = e2e_raw_connect(D.port);
+    redisContext *blocked = e2e_connect(&D);
+    cr_assert_eq(redisAppendCommand(blocked, "NEXT widle BLOCK 0"), REDIS_OK);
+    int wdone = 0;
+    cr_assert_eq(redisBufferWrite(blocked, &wdone), REDIS_OK);
+    redisContext *sub = e2e_connect(&D);
+    redisReply *r = redisCommand(sub, "SUBSCRIBE events");
+    cr_assert(r, "SUBSCRIBE: %s", sub->errstr);
+    freeReplyObject(r);
+    redisContext *talker = e2e_connect(&D);
+
+    /* Ten timeouts' worth; the talker speaks every 100 ms. */
+    int talker_fd = talker->fd;
+    long until = e2e_now_ms() + 3000;
+    int idle_closed = 0;
+    while (e2e_now_ms() < until) {
+        e2e_expect(talker, "PONG", "PING");
+        if (!idle_closed)
+            idle_closed = closed_within(idle, 100);
+        else
+            e2e_sleep_ms(100);
+    }
+    cr_assert(idle_closed, "a silent client was not closed in 3 s");
+    cr_assert(!closed_within(talker_fd, 0), "the talker was closed");
+
+    /* The blocked picker is still there to take an order. */
+    redisContext *c = e2e_connect(&D);
+    e2e_expect(c, "OK", "PUSH idle-1 normal WAREHOUSE widle APPROVED");
+    void *got = NULL;
+    cr_assert_eq(redisGetReply(blocked, &got), REDIS_OK,
+                 "the blocked picker lost its connection: %s", blocked->errstr);
+    r = got;
+    cr_assert_str_eq(e2e_field_str(r, "id"), "idle-1");
+    freeReplyObject(r);
+    r = redisCommand(sub, "PING");
+    cr_assert(r, "the subscriber was closed: %s", sub->errstr);
+    freeReplyObject(r);
+    close(idle);
+    redisFree(c);
+    redisFree(talker);
+    redisFree(sub);
+    redisFree(blocked);
+}
+
+/* A pipelined burst larger than one read (16 KiB), and a client that
+   hangs up in the middle of a request: every complete request is
+   answered, and the daemon serves on. */
+Test(abuse, bursts_and_half_requests)
+{
+    atexit(cleanup);
+    e2e_start(&D, NULL);
+    enum { N = 5000 };
+    static const char ping[] = "*1\r\n$4\r\nPING\r\n";
+    static char burst[N * (sizeof ping - 1)];
+    for (size_t i = 0; i < N; i++)
+        memcpy(burst + i * (sizeof ping - 1), ping, sizeof ping - 1);
+    int fd = e2e_raw_connect(D.port);
+    size_t sent = 0;
+    while (sent < sizeof burst) {
+        ssize_t k = send(fd, burst + sent, sizeof burst - sent, 0);
+        cr_assert_gt(k, 0, "send: %s", strerror(errno));
+        sent += (size_t)k;
+    }
+    size_t want = N * strlen("+PONG\r\n"), got = 0;
+    static char rb[1 << 16];
+    ssize_t k;
+    while (got < want && (k = recv(fd, rb, sizeof rb, 0)) > 0)
+        got += (size_t)k;
+    cr_assert_eq(got, want);
+    close(fd);
+
+    fd = e2e_raw_connect(D.port);
+    static const char half[] = "*3\r\n$4\r\nPUSH\r\n$6\r\nhalf-1";
+    cr_assert_eq(send(fd, half, sizeof half - 1, 0), (ssize_t)sizeof half - 1);
+    close(fd);
+    redisContext *c = e2e_connect(&D);
+    e2e_expect(c, "PONG", "PING");
+    expect_prefix(c, "NOTFOUND", "GET half-1"); /* never applied */
     redisFree(c);
 }
