@@ -3,8 +3,8 @@
  * never read, subscribers that fall behind, bytes that are not UTF-8,
  * deadlines in the year 9999, a store queue that fills, requests that
  * arrive a byte at a time, clients that go quiet or hang up mid-request.
- * Each must get a clear error or be cut off,
- * never grow the daemon without bound, and never hurt other clients.
+ * Each must get a clear error or be cut off, never grow the daemon
+ * without bound, and never hurt other clients.
  */
 #include <fcntl.h>
 #include <poll.h>
