@@ -823,9 +823,16 @@ core_stats(struct core *c, const char *warehouse, struct core_stats *st)
     st->notify_retries = c->notify_retries;
     st->notify_failures = c->notify_failures;
     st->uptime_ms = core_now() - c->started;
-    memory_usage(&st->mem);
     st->storage_ok =
         store_ok(c->store, st->storage_reason, sizeof st->storage_reason);
+}
+
+void
+core_stats_all(struct core *c, const char *warehouse, struct core_stats *st)
+{
+    core_stats(c, warehouse, st);
+    memory_usage(&st->mem);
+    store_memory(c->store, &st->smem);
 }
 
 void

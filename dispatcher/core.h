@@ -87,7 +87,8 @@ struct core_stats {
     uint64_t notify_retries;   /* notifier: failed attempts retried */
     uint64_t notify_failures;  /* notifier: events that used every attempt */
     int64_t uptime_ms;
-    struct memory_usage mem;
+    struct memory_usage mem;  /* core_stats_all only */
+    struct store_memory smem; /* core_stats_all only */
     bool storage_ok;
     char storage_reason[200];
 };
@@ -252,6 +253,11 @@ void core_event_type(const char *json, size_t len, char *buf, size_t cap);
 
 /* Counters for one warehouse, or all when warehouse is NULL. */
 void core_stats(struct core *c, const char *warehouse, struct core_stats *st);
+/* core_stats and the memory figures (a read of /proc and of RocksDB's
+   properties): for the reports that show them, STATS, INFO and
+   /metrics. */
+void core_stats_all(struct core *c, const char *warehouse,
+                    struct core_stats *st);
 /* Rank and ETA of a queued order: false when it is not queued. */
 bool core_position(struct core *c, const struct order *o, size_t *rank,
                    int64_t *eta_ms);

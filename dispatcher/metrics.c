@@ -116,7 +116,7 @@ metrics_render(struct evbuffer *b, struct core *c,
                const struct conn_counters *cc)
 {
     struct core_stats st;
-    core_stats(c, NULL, &st);
+    core_stats_all(c, NULL, &st);
     const struct pickq_stats *q = &st.q;
 
     family(b, "dispatchd_orders", "gauge", "Orders known, by state.");
@@ -217,12 +217,12 @@ metrics_render(struct evbuffer *b, struct core *c,
          "Bytes handed out by the allocator and not freed.", st.mem.allocated},
         {"dispatchd_store_memtable_bytes",
          "RocksDB memtables, active and waiting to flush.",
-         st.st.memtable_bytes},
+         st.smem.memtable_bytes},
         {"dispatchd_store_table_readers_bytes",
          "RocksDB SST index and filter blocks held in memory.",
-         st.st.table_readers_bytes},
+         st.smem.table_readers_bytes},
         {"dispatchd_store_block_cache_bytes", "RocksDB block cache in use.",
-         st.st.block_cache_bytes},
+         st.smem.block_cache_bytes},
     };
     for (size_t i = 0; i < sizeof bytes / sizeof bytes[0]; i++)
         one(b, bytes[i].name, "gauge", bytes[i].help, (double)bytes[i].v);

@@ -1011,7 +1011,7 @@ op_stats(struct req *q)
         return;
     struct core_stats st;
     struct view v;
-    core_stats(q->core, wh[0] ? wh : NULL, &st);
+    core_stats_all(q->core, wh[0] ? wh : NULL, &st);
     view_stats(&v, &st);
     put_view(q->w, &v);
 }

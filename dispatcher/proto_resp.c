@@ -661,7 +661,7 @@ cmd_stats(struct conn *c, struct resp_req *r)
                    ORDER_NAME_MAX);
         return;
     }
-    core_stats(core_of(c), r->argc > 1 ? wh : NULL, &st);
+    core_stats_all(core_of(c), r->argc > 1 ? wh : NULL, &st);
     view_stats(&v, &st);
     reply_view(c->out, &v, c->p.resp.ver);
 }
@@ -675,7 +675,7 @@ cmd_info(struct conn *c, struct resp_req *r)
     const struct conn_counters *n = &c->pool->cnt;
     (void)r;
 
-    core_stats(core_of(c), NULL, &st);
+    core_stats_all(core_of(c), NULL, &st);
     view_stats(&v, &st);
     struct evbuffer *b = evbuffer_new();
     if (!b)

@@ -198,9 +198,9 @@ view_stats(struct view *v, const struct core_stats *st)
     add_int(v, tag++, "mem_rss", (int64_t)st->mem.rss);
     add_int(v, tag++, "mem_allocated", (int64_t)st->mem.allocated);
     add_int(v, tag++, "mem_allocator_resident", (int64_t)st->mem.resident);
-    add_int(v, tag++, "store_memtable_bytes", (int64_t)st->st.memtable_bytes);
+    add_int(v, tag++, "store_memtable_bytes", (int64_t)st->smem.memtable_bytes);
     add_int(v, tag++, "store_table_readers_bytes",
-            (int64_t)st->st.table_readers_bytes);
+            (int64_t)st->smem.table_readers_bytes);
     add_int(v, tag++, "store_block_cache_bytes",
-            (int64_t)st->st.block_cache_bytes);
+            (int64_t)st->smem.block_cache_bytes);
 }

@@ -1534,7 +1534,12 @@ store_stats(struct store *s, struct store_stats *st)
     st->durability = s->opt.durability;
     st->submitted = atomic_load(&s->submitted);
     st->durable = store_durable(s);
+}
 
+void
+store_memory(struct store *s, struct store_memory *m)
+{
+    memset(m, 0, sizeof *m);
     pthread_rwlock_rdlock(&s->dblock);
     for (int i = 0; s->db != NULL && i < CF_N; i++) {
         uint64_t v;
@@ -1542,14 +1547,14 @@ store_stats(struct store *s, struct store_stats *st)
             continue;
         if (!rocksdb_property_int_cf(s->db, s->cf[i],
                                      "rocksdb.cur-size-all-mem-tables", &v))
-            st->memtable_bytes += v;
+            m->memtable_bytes += v;
         if (!rocksdb_property_int_cf(s->db, s->cf[i],
                                      "rocksdb.estimate-table-readers-mem", &v))
-            st->table_readers_bytes += v;
+            m->table_readers_bytes += v;
     }
     uint64_t v;
     if (s->db != NULL &&
         !rocksdb_property_int(s->db, "rocksdb.block-cache-usage", &v))
-        st->block_cache_bytes = v; /* one cache (options_create) */
+        m->block_cache_bytes = v; /* one cache (options_create) */
     pthread_rwlock_unlock(&s->dblock);
 }

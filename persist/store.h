@@ -87,9 +87,12 @@ struct store_stats {
     /* Groups by size: [i] counts groups of 2^(i-1) < size <= 2^i records
        ([0]: one record); the last also counts every larger group. */
     uint64_t group_sizes[STORE_GROUP_BUCKETS];
-    /* RocksDB's own memory, summed over the column families: memtables
-       (active and waiting to flush), SST index and filter blocks, and
-       the block cache. */
+};
+
+/* RocksDB's own memory, summed over the column families: memtables
+   (active and waiting to flush), SST index and filter blocks, and the
+   block cache. */
+struct store_memory {
     uint64_t memtable_bytes, table_readers_bytes, block_cache_bytes;
 };
 
@@ -197,6 +200,9 @@ int store_checkpoint(struct store *s, const char *dir, char *err,
                      size_t errlen);
 
 void store_stats(struct store *s, struct store_stats *st);
+/* Asks RocksDB (a property read per column family): only for reports,
+   not on every STATS-like call.  Any thread. */
+void store_memory(struct store *s, struct store_memory *m);
 
 /* The record codec (record.c), versioned and bounds-checked.
    order_encode returns the encoded length; when it is > cap nothing useful
