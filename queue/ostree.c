@@ -23,8 +23,10 @@
  * and remove fix the counts on their path, which they have just read.
  *
  * Insert goes down recording the path, puts the item in its leaf and goes
- * back up: a full node is split in two halves and the new right half is
- * inserted into the parent, possibly splitting it, up to a new root.
+ * back up: a full leaf first hands items to its left sibling when that
+ * has room (leaf_spill_left); otherwise, as a full inner node, it is
+ * split in two halves and the new right half is inserted into the parent,
+ * possibly splitting it, up to a new root.
  * Remove takes the item out of its leaf and goes back up: a node that
  * fell below half full borrows one entry from a sibling that has more
  * than half, or else is merged with a sibling (together they fit), which
@@ -39,7 +41,10 @@
  * bound, so that no insert can fail while the tree holds fewer than n
  * items: the caller reserves first and refuses a command before changing
  * anything.  Nodes freed by merges go back to the pool, which never
- * shrinks before ostree_destroy.
+ * shrinks before ostree_destroy.  A reserve only allocates: a node is
+ * first written when it is taken, so the pages of a bound the tree never
+ * reaches (a tree of random inserts is about 70% full, not half) are
+ * never made resident.
  *
  * Bulk load.  n sorted items are spread evenly over ceil(n / LEAF_CAP)
  * leaves (each then holds at least half), written in one pass that also
@@ -76,10 +81,15 @@ struct inner {
     void *child[INNER_CAP];
 };
 
-/* A chunk of nodes: this header, then the nodes. */
+/* A chunk of nodes: this header, then the nodes.  The nodes from
+   `fresh` on have never been handed out (nor written): they stay off the
+   free list, so the pages a reserve sets aside cost no memory until a
+   node on them is taken. */
 struct chunk {
     struct chunk *next;
     size_t nodes;
+    size_t fresh; /* nodes[0..fresh) have been taken at least once */
+    size_t size;  /* bytes of a node */
 };
 
 /* ---- allocation ------------------------------------------------------- */
@@ -116,15 +126,9 @@ pool_grow(struct ostree *t, struct ostree_pool *p, size_t size, size_t want)
         return OSTREE_NOMEM;
     c->next = p->chunks;
     c->nodes = k;
+    c->fresh = 0;
+    c->size = size;
     p->chunks = c;
-    /* Pushed last to first, so nodes are taken in address order (a bulk
-       load then lays the leaves out in key order). */
-    char *base = (char *)(c + 1);
-    for (size_t i = k; i-- > 0;) {
-        void **node = (void **)(base + i * size);
-        *node = p->free;
-        p->free = node;
-    }
     p->nfree += k;
     p->total += k;
     return OSTREE_OK;
@@ -134,15 +138,25 @@ static void *
 pool_take(struct ostree_pool *p)
 {
     void **node = p->free;
-    if (node == NULL) {
-        /* Callers reserve first: an empty pool here is a broken
-           invariant, and carrying on would corrupt the tree. */
-        fprintf(stderr, "ostree: node pool exhausted after reserve\n");
-        abort();
+    if (node != NULL) {
+        p->free = *node;
+        p->nfree--;
+        return node;
     }
-    p->free = *node;
-    p->nfree--;
-    return node;
+    /* The free list is empty: the first fresh node of a chunk, in
+       address order (a bulk load then lays the leaves out in key order).
+       Chunks fill newest first; a tree has few chunks (they grow
+       geometrically). */
+    for (struct chunk *c = p->chunks; c != NULL; c = c->next) {
+        if (c->fresh < c->nodes) {
+            p->nfree--;
+            return (char *)(c + 1) + c->fresh++ * c->size;
+        }
+    }
+    /* Callers reserve first: an empty pool here is a broken invariant,
+       and carrying on would corrupt the tree. */
+    fprintf(stderr, "ostree: node pool exhausted after reserve\n");
+    abort();
 }
 
 static void
@@ -423,6 +437,44 @@ inner_move_tail(struct inner *dst, struct inner *src, unsigned from)
     src->n = from;
 }
 
+/* Full leaf l, child idx of parent, takes (k, s, ptr) at pos: instead of
+   a split, hand its first items to its left sibling when that has room,
+   so the sibling ends up full.  Orders arrive mostly in deadline order,
+   so most inserts land at the end of their class's run of leaves: with
+   splits alone, every leaf left behind would stay half full and the
+   index would take twice the memory.  Both leaves stay at least half
+   full (l keeps more than LEAF_MIN).  Sets the parent's separator and
+   both counts; false (nothing changed) when there is no room. */
+static bool
+leaf_spill_left(struct inner *parent, unsigned idx, struct leaf *l,
+                unsigned pos, uint64_t k, uint64_t s, void *ptr)
+{
+    if (idx == 0)
+        return false;
+    struct leaf *left = parent->child[idx - 1];
+    unsigned room = LEAF_CAP - left->n;
+    if (room == 0)
+        return false;
+    unsigned m = pos >= room ? room : pos; /* items moved */
+    memcpy(&left->key[left->n], l->key, m * sizeof(l->key[0]));
+    memcpy(&left->seq[left->n], l->seq, m * sizeof(l->seq[0]));
+    memcpy(&left->ptr[left->n], l->ptr, m * sizeof(l->ptr[0]));
+    left->n += m;
+    l->n -= m;
+    memmove(l->key, &l->key[m], l->n * sizeof(l->key[0]));
+    memmove(l->seq, &l->seq[m], l->n * sizeof(l->seq[0]));
+    memmove(l->ptr, &l->ptr[m], l->n * sizeof(l->ptr[0]));
+    if (pos >= room)
+        leaf_put(l, pos - m, k, s, ptr);
+    else /* it comes right after the moved items */
+        leaf_put(left, left->n, k, s, ptr);
+    parent->key[idx] = l->key[0];
+    parent->seq[idx] = l->seq[0];
+    parent->cnt[idx - 1] = left->n;
+    parent->cnt[idx] = l->n;
+    return true;
+}
+
 static size_t
 inner_total(const struct inner *in)
 {
@@ -465,8 +517,13 @@ ostree_insert(struct ostree *t, uint64_t key, uint64_t seq, void *ptr,
     void *right = NULL;
     uint64_t sk = 0, ss = 0;
     size_t lsize = 0, rsize = 0;
+    unsigned levels = t->height; /* levels whose counts the loop fixes */
     if (l->n < LEAF_CAP) {
         leaf_put(l, pos, key, seq, ptr);
+    } else if (t->height > 0 &&
+               leaf_spill_left(p.node[t->height - 1], p.idx[t->height - 1], l,
+                               pos, key, seq, ptr)) {
+        levels--; /* the parent's counts are set */
     } else {
         struct leaf *nl = pool_take(&t->leaves);
         leaf_move_tail(nl, l, LEAF_MIN);
@@ -483,7 +540,7 @@ ostree_insert(struct ostree *t, uint64_t key, uint64_t seq, void *ptr,
         rsize = nl->n;
     }
 
-    for (unsigned d = t->height; d-- > 0;) {
+    for (unsigned d = levels; d-- > 0;) {
         struct inner *in = p.node[d];
         unsigned i = p.idx[d];
         if (right == NULL) {
@@ -839,19 +896,22 @@ check_node(struct check *ck, const void *node, unsigned depth, bool root,
 static int
 check_pool(struct check *ck, const struct ostree_pool *p, size_t live)
 {
-    size_t n = 0;
+    size_t n = 0, chunked = 0;
+    for (const struct chunk *c = p->chunks; c != NULL; c = c->next) {
+        if (c->fresh > c->nodes)
+            return fail(ck, "chunk handed out more nodes than it has");
+        chunked += c->nodes;
+        n += c->nodes - c->fresh;
+    }
+    if (chunked != p->total)
+        return fail(ck, "pool accounting: chunks != total");
     for (void **f = p->free; f != NULL; f = *f)
         if (++n > p->nfree)
             break;
     if (n != p->nfree)
-        return fail(ck, "free list length differs from nfree");
+        return fail(ck, "free list and fresh nodes differ from nfree");
     if (live + p->nfree != p->total)
         return fail(ck, "pool accounting: live + free != total");
-    size_t chunked = 0;
-    for (const struct chunk *c = p->chunks; c != NULL; c = c->next)
-        chunked += c->nodes;
-    if (chunked != p->total)
-        return fail(ck, "pool accounting: chunks != total");
     return 0;
 }
 

@@ -46,7 +46,8 @@ struct ostree_alloc {
 /* A free list of equal-sized nodes carved from chunks (private). */
 struct ostree_pool {
     void *free;   /* first free node; each free node links the next */
-    size_t nfree; /* nodes on the free list */
+    size_t nfree; /* nodes free to take: on the free list, or never
+                     handed out yet (still fresh in their chunk) */
     size_t total; /* nodes in all chunks: live + free */
     void *chunks; /* chunks, each linking the next in its first word */
 };

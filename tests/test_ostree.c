@@ -300,6 +300,38 @@ Test(ostree, reserve_makes_inserts_infallible)
     cr_assert_eq(fa.live, 0);
 }
 
+/* Items arriving in key order (orders pushed in deadline order, within
+   each class) fill the leaves behind them, rather than leaving each one
+   half full as splits alone would; a reserve hands out pool nodes only
+   as they are needed. */
+Test(ostree, appends_fill_the_leaves)
+{
+    const size_t n = 64 * 200, classes = 4;
+    struct ostree t;
+    ostree_init(&t, NULL);
+    cr_assert_eq(ostree_reserve(&t, n), OSTREE_OK);
+    size_t reserved = t.leaves.total;
+    cr_assert_eq(t.leaves.nfree, reserved);
+    /* Four runs growing at their ends at once, as four classes do. */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = ((i % classes) << 60) | i;
+        cr_assert_eq(ostree_insert(&t, k, i, ptr_of(k, i), NULL), OSTREE_OK);
+    }
+    check(&t);
+    size_t used = t.leaves.total - t.leaves.nfree;
+    /* Full leaves but for the last two of each run (a split leaves two
+       half-full ones), and the pool did not grow past the reserve. */
+    cr_assert_leq(used, n / 64 + 2 * classes, "%zu leaves for %zu items", used,
+                  n);
+    cr_assert_eq(t.leaves.total, reserved);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t k = ((i % classes) << 60) | i;
+        cr_assert_eq(ostree_rank(&t, k, i),
+                     (i % classes) * (n / classes) + i / classes);
+    }
+    ostree_destroy(&t);
+}
+
 /* ------------------------------------------------------------ model test */
 
 #define MODEL_OPS 250000
