@@ -95,12 +95,14 @@ enum order_risk {
 #define RISK_ALL (RISK_NEW_CUSTOMER | RISK_HIGH_RETURNS | RISK_OVERDUE_90D)
 
 struct order {
-    /* A queued order is in its warehouse's pick heap; a finished one
-       (order_state_finished) never is, and holds its finishing times in
-       the same bytes.  Read those through order_outbound_at() and
+    /* One node serves every state that waits in a heap: a queued order
+       is in one of its warehouse's pick heaps, a picking one in the lease
+       heap, a picked one in the confirm heap (pickq.c).  A finished one
+       (order_state_finished) is in none, and holds its finishing times
+       in the same bytes.  Read those through order_outbound_at() and
        order_delivered_at() unless the state is known to be finished. */
     union {
-        struct pheap_node qnode; /* queued: in its warehouse's pick heap */
+        struct pheap_node qnode; /* queued, picking, picked (pickq) */
         struct {
             struct order *fin_prev; /* finished: pickq's list of finished */
             struct order *fin_next; /* orders, oldest first (private) */
@@ -108,10 +110,8 @@ struct order {
             int64_t delivered_at;   /* ms, delivered; 0 = not delivered */
         };
     };
-    struct pheap_node tnode; /* in the timer heap: escalation when queued,
-                                lease expiry when picking */
-    struct order *id_next;   /* the pick queue's id index (its chain) */
-    struct pickq_wh *wh;     /* the warehouse it belongs to (pickq private) */
+    struct order *id_next; /* the pick queue's id index (its chain) */
+    struct pickq_wh *wh;   /* the warehouse it belongs to (pickq private) */
 
     /* The id is the order's own allocation; the names are interned
        (name.h): a queued order costs a pointer per name, not a copy. */
@@ -152,6 +152,8 @@ struct order {
                                fires once, across restarts too) */
     bool outbound_leased;   /* confirmed while picking (a lease held) or
                                picked, not from another state */
+    uint8_t qheap;          /* queued: which of its warehouse's heaps
+                               (pickq private) */
 };
 
 /* Shipped, delivered or cancelled: the order is on pickq's finished list

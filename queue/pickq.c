@@ -1,27 +1,39 @@
 /*
- * pickq.c — the pick queues: one pairing heap per warehouse, one timer
- * heap, the id index, leases, escalation, positions and queue jumps.
+ * pickq.c — the pick queues: pairing heaps per warehouse, the lease and
+ * confirm heaps, the id index, leases, escalation, positions and queue
+ * jumps.
  *
- * Where an order is, by state:
+ * Where an order is, by state (each heap holds the order's one node,
+ * qnode):
  *
  *   new, held         in the id index only
- *   queued            + its warehouse heap, keyed order_key(eff_cls,
- *                     deadline) with its arrival seq as tie-break; + its
- *                     warehouse's position index, same order; + the
- *                     timer heap at its escalation time, when it has one
- *                     (deadline - escalate_window[eff_cls])
- *   picking           + the timer heap at lease_expires
- *   picked            + the timer heap at its confirm deadline
+ *   queued            + one of its warehouse's pick heaps (below), keyed
+ *                     order_key(eff_cls, deadline) with its arrival seq
+ *                     as tie-break; + its warehouse's position index,
+ *                     same order
+ *   picking           + the lease heap at lease_expires
+ *   picked            + the confirm heap at its confirm deadline
  *                     (pick_done_at + confirm_timeout_ms), unless that is
  *                     disabled or has fired (unconfirmed_fired)
  *   shipped, delivered, cancelled
  *                     + the finished list (oldest `updated` first), until
  *                     pickq_forget_finished frees it
  *
- * Whether an order is in the timer heap follows from its state, class,
- * flags and the configuration, so no "armed" flag is kept: enter_queue,
- * leave_queue, requeue, lease_back, lease_done and leave_active are the
- * only places that move an order between the heaps.
+ * A warehouse's pick heaps.  Its queued orders are split by what time
+ * will do to them: a heap per class that may escalate, of the orders
+ * waiting at their own class (due at deadline - window: the promotion);
+ * a heap per class promoted into, of the promoted orders (due at their
+ * deadline: the promotion ends); and one heap of the rest, which time
+ * leaves alone.  Every heap is in pick order, and within one class the
+ * pick order is the deadline order, so a heap's root is also the first
+ * of its orders to fall due.  The next pick is the first of the roots,
+ * and a warehouse is in the timer heap of warehouses at the earliest due
+ * of its roots: no order needs a timer node of its own while it waits.
+ *
+ * Which heap an order is in follows from its state, class, flags and the
+ * configuration (and, queued, from o->qheap), so no "armed" flag is
+ * kept: enter_queue, leave_queue, requeue, lease_back, lease_done and
+ * leave_active are the only places that move an order between heaps.
  *
  * The WMS is the truth.  An outbound lands from every state but shipped
  * and delivered -- even new, held or cancelled -- and tells the caller
@@ -101,14 +113,27 @@
 #define NO_TIME INT64_MAX
 #define MS_PER_DAY INT64_C(86400000)
 
+/* A warehouse's pick heaps (o->qheap): for each class c that may
+   escalate (those after rush4h, see may_escalate), QH_WAIT + c - FIRST
+   holds its orders waiting at class c and QH_UP + c - FIRST those
+   promoted from c into c - 1; QH_REST holds the others (asn, rush4h, a
+   class whose window is off, and "parked" orders, whose promotion time
+   came after their deadline). */
+#define QH_FIRST (CLASS_RUSH4H + 1)
+#define QH_CLASSES (CLASS_COUNT - QH_FIRST)
+enum { QH_WAIT = 0, QH_UP = QH_CLASSES, QH_REST = 2 * QH_CLASSES, QHEAPS };
+
 struct pickq_wh {
     UT_hash_handle hh; /* q->whs, keyed by name */
     char name[ORDER_NAME_MAX + 1];
-    size_t idx;            /* creation order (restore sorts by it) */
-    struct pheap heap;     /* its queued orders */
-    struct ostree rank;    /* the same orders in the position index */
-    struct pickq_stats st; /* its counters; st.warehouses unused */
-    bool measured;         /* st.mean_pick_ms is a measurement */
+    size_t idx;               /* creation order (restore sorts by it) */
+    struct pheap qh[QHEAPS];  /* its queued orders */
+    struct ostree rank;       /* the same orders in the position index */
+    struct pheap_node tnode;  /* in q->whtimers at its next due, when */
+    bool timed;               /* one of its WAIT or UP heaps holds one */
+    size_t restoring[QHEAPS]; /* pickq_restore_done's count per heap */
+    struct pickq_stats st;    /* its counters; st.warehouses unused */
+    bool measured;            /* st.mean_pick_ms is a measurement */
     /* The measured pick rate: the mean gap between leases while orders
        were waiting (EWMA), so it counts the pickers really working
        (shifts, breaks) rather than the leases open at one moment. */
@@ -129,10 +154,12 @@ struct pickq {
     struct idmap ids;     /* orders by id */
     struct pickq_wh *whs; /* warehouses (uthash, hh) */
     size_t nwh;
-    struct pheap timers;  /* escalations and lease expiries */
-    uint64_t seq;         /* last arrival seq given */
-    uint64_t lease;       /* last lease id given */
-    int64_t mean_pick_ms; /* over all warehouses */
+    struct pheap leases;   /* picking orders by lease_expires */
+    struct pheap confirms; /* picked orders by confirm deadline */
+    struct pheap whtimers; /* warehouses by their next escalation */
+    uint64_t seq;          /* last arrival seq given */
+    uint64_t lease;        /* last lease id given */
+    int64_t mean_pick_ms;  /* over all warehouses */
     bool measured;
     struct order *fin_head; /* finished orders, oldest first */
     struct order *fin_tail;
@@ -180,10 +207,10 @@ order_of_q(struct pheap_node *n)
     return pheap_container_of(n, struct order, qnode);
 }
 
-static struct order *
-order_of_t(struct pheap_node *n)
+static struct pickq_wh *
+wh_of_t(struct pheap_node *n)
 {
-    return pheap_container_of(n, struct order, tnode);
+    return pheap_container_of(n, struct pickq_wh, tnode);
 }
 
 /* Internal transitions whose legality the caller has established: the
@@ -247,7 +274,8 @@ wh_get(struct pickq *q, const char *name)
     size_t n = strlen(name);
     memcpy(wh->name, name, n + 1);
     wh->idx = q->nwh;
-    pheap_init(&wh->heap);
+    for (int h = 0; h < QHEAPS; h++)
+        pheap_init(&wh->qh[h]);
     ostree_init(&wh->rank, NULL);
     wh->st.mean_pick_ms = q->cfg.pick_ms;
     HASH_ADD_KEYPTR(hh, q->whs, wh->name, n, wh);
@@ -408,39 +436,120 @@ confirm_at(const struct pickq *q, const struct order *o)
     return sat_add(o->pick_done_at, t);
 }
 
+/* Put o's node into heap h at its time: the lease or confirm heap. */
 static void
-timer_insert(struct pickq *q, struct order *o, int64_t at)
+timer_insert(struct pheap *h, struct order *o, int64_t at)
 {
-    o->tnode.key = time_key(at);
-    o->tnode.seq = o->seq;
-    pheap_insert(&q->timers, &o->tnode);
+    o->qnode.key = time_key(at);
+    o->qnode.seq = o->seq;
+    pheap_insert(h, &o->qnode);
 }
 
-/* Put o into its warehouse heap with its current key and seq, and arm
-   its escalation; returns its rank.  Its index nodes are reserved (it
-   comes from picking, or the caller called rk_reserve). */
+/* The pick heap a queued order belongs in; a parked one is moved to
+   QH_REST by the tick that finds it parked. */
+static int
+qheap_of(const struct pickq *q, const struct order *o)
+{
+    if (o->eff_cls != o->cls) /* only a class after rush4h is promoted */
+        return QH_UP + o->cls - QH_FIRST;
+    if (may_escalate(q, o->cls))
+        return QH_WAIT + o->cls - QH_FIRST;
+    return QH_REST;
+}
+
+/* The order of wh that falls due first (by due time, then seq), from the
+   roots of its WAIT and UP heaps, or NULL when none does. */
+static struct order *
+wh_due(const struct pickq *q, struct pickq_wh *wh, int64_t *at)
+{
+    struct order *best = NULL;
+    int64_t bt = 0;
+    for (int h = 0; h < QH_REST; h++) {
+        struct pheap_node *n = pheap_peek(&wh->qh[h]);
+        if (n == NULL)
+            continue;
+        struct order *o = order_of_q(n);
+        int64_t t = escalate_at(q, o);
+        if (best == NULL || t < bt || (t == bt && o->seq < best->seq)) {
+            best = o;
+            bt = t;
+        }
+    }
+    *at = bt;
+    return best;
+}
+
+/* A root of wh's WAIT or UP heaps changed: move wh in q->whtimers to the
+   time of its first due order. */
+static void
+wh_rearm(struct pickq *q, struct pickq_wh *wh)
+{
+    if (wh->timed)
+        pheap_remove(&q->whtimers, &wh->tnode);
+    int64_t at;
+    struct order *o = wh_due(q, wh, &at);
+    wh->timed = o != NULL;
+    if (o != NULL) {
+        wh->tnode.key = time_key(at);
+        wh->tnode.seq = o->seq;
+        pheap_insert(&q->whtimers, &wh->tnode);
+    }
+}
+
+/* Put queued o (key and seq set) into pick heap h of its warehouse. */
+static void
+qheap_insert(struct pickq *q, struct order *o, int h)
+{
+    struct pheap *heap = &o->wh->qh[h];
+    o->qheap = (uint8_t)h;
+    pheap_insert(heap, &o->qnode);
+    if (h != QH_REST && pheap_peek(heap) == &o->qnode)
+        wh_rearm(q, o->wh);
+}
+
+static void
+qheap_remove(struct pickq *q, struct order *o)
+{
+    struct pheap *heap = &o->wh->qh[o->qheap];
+    bool root = pheap_peek(heap) == &o->qnode;
+    pheap_remove(heap, &o->qnode);
+    if (root && o->qheap != QH_REST)
+        wh_rearm(q, o->wh);
+}
+
+/* The first queued order of wh in pick order: the first of the roots. */
+static struct order *
+wh_first(struct pickq_wh *wh)
+{
+    struct pheap_node *best = NULL;
+    for (int h = 0; h < QHEAPS; h++) {
+        struct pheap_node *n = pheap_peek(&wh->qh[h]);
+        if (n != NULL && (best == NULL || pheap_before(n, best)))
+            best = n;
+    }
+    return best != NULL ? order_of_q(best) : NULL;
+}
+
+/* Put o into its warehouse's pick heaps with its current key and seq;
+   returns its rank.  Its index nodes are reserved (it comes from
+   picking, or the caller called rk_reserve). */
 static size_t
 enter_queue(struct pickq *q, struct order *o)
 {
     o->qnode.key = order_key(o->eff_cls, o->deadline);
     o->qnode.seq = o->seq;
-    pheap_insert(&o->wh->heap, &o->qnode);
+    qheap_insert(q, o, qheap_of(q, o));
     size_t rank = rk_insert(o);
     o->wh->st.queued_by_class[o->eff_cls]++;
-    int64_t at = escalate_at(q, o);
-    if (at != NO_TIME)
-        timer_insert(q, o, at);
     return rank;
 }
 
 static void
 leave_queue(struct pickq *q, struct order *o)
 {
-    pheap_remove(&o->wh->heap, &o->qnode);
+    qheap_remove(q, o);
     rk_remove(o);
     o->wh->st.queued_by_class[o->eff_cls]--;
-    if (escalate_at(q, o) != NO_TIME)
-        pheap_remove(&q->timers, &o->tnode);
 }
 
 /* Give queued order o a new class, deadline and effective class in place.
@@ -450,21 +559,18 @@ static size_t
 requeue(struct pickq *q, struct order *o, int cls, int64_t deadline, int eff,
         size_t *old_rank)
 {
-    if (escalate_at(q, o) != NO_TIME)
-        pheap_remove(&q->timers, &o->tnode);
+    size_t r0 = rk_remove(o); /* under the old key */
+    if (old_rank != NULL)
+        *old_rank = r0;
+    qheap_remove(q, o);
     o->wh->st.queued_by_class[o->eff_cls]--;
     o->cls = (uint8_t)cls;
     o->deadline = deadline;
     o->eff_cls = (uint8_t)eff;
-    size_t r0 = rk_remove(o); /* under the old key */
-    if (old_rank != NULL)
-        *old_rank = r0;
-    pheap_rekey(&o->wh->heap, &o->qnode, order_key(eff, deadline));
+    o->qnode.key = order_key(eff, deadline);
+    qheap_insert(q, o, qheap_of(q, o));
     size_t rank = rk_insert(o);
     o->wh->st.queued_by_class[eff]++;
-    int64_t at = escalate_at(q, o);
-    if (at != NO_TIME)
-        timer_insert(q, o, at);
     return rank;
 }
 
@@ -493,11 +599,11 @@ leave_active(struct pickq *q, struct order *o)
         leave_queue(q, o);
         break;
     case STATE_PICKING:
-        pheap_remove(&q->timers, &o->tnode);
+        pheap_remove(&q->leases, &o->qnode);
         break;
     case STATE_PICKED:
         if (confirm_at(q, o) != NO_TIME)
-            pheap_remove(&q->timers, &o->tnode);
+            pheap_remove(&q->confirms, &o->qnode);
         break;
     default:
         if (order_state_finished(o->state))
@@ -581,7 +687,7 @@ queue_entry(struct pickq *q, struct order *o, int64_t now,
     overtaking(o, CLASS_COUNT);
     if (o->eff_cls != CLASS_NORMAL) {
         if (jump != NULL) {
-            size_t behind = pheap_size(&o->wh->heap) - 1 - rank;
+            size_t behind = ostree_size(&o->wh->rank) - 1 - rank;
             jump_fill(q, o, rank, behind, now, jump);
         }
         o->wh->st.jumps++;
@@ -621,7 +727,9 @@ pickq_new(const struct pickq_config *cfg)
         q->cfg = *cfg;
     else
         pickq_config_default(&q->cfg);
-    pheap_init(&q->timers);
+    pheap_init(&q->leases);
+    pheap_init(&q->confirms);
+    pheap_init(&q->whtimers);
     idmap_init(&q->ids);
     q->mean_pick_ms = q->cfg.pick_ms;
     return q;
@@ -864,7 +972,7 @@ pickq_next(struct pickq *q, const char *warehouse, const char *picker,
     if (out != NULL)
         *out = NULL;
     struct pickq_wh *wh = wh_find(q, warehouse);
-    if (wh == NULL || pheap_size(&wh->heap) == 0)
+    if (wh == NULL || ostree_size(&wh->rank) == 0)
         return PICKQ_EMPTY;
     if (picker != NULL && strlen(picker) > ORDER_NAME_MAX)
         return PICKQ_BADARG;
@@ -872,14 +980,14 @@ pickq_next(struct pickq *q, const char *warehouse, const char *picker,
     const char *pn = name_of(picker);
     if (pn == NULL)
         return PICKQ_NOMEM;
-    struct order *o = order_of_q(pheap_peek(&wh->heap));
+    struct order *o = wh_first(wh);
     leave_queue(q, o);
     set_state(o, ACTION_NEXT);
     name_set(&o->picker, pn);
     o->lease = ++q->lease;
     o->picked_at = now;
     o->lease_expires = sat_add(now, lease_length(q, lease_ms));
-    timer_insert(q, o, o->lease_expires);
+    timer_insert(&q->leases, o, o->lease_expires);
     o->updated = now;
     wh->st.picks++;
     if (wh->backlogged && now > wh->last_lease_at) {
@@ -892,7 +1000,7 @@ pickq_next(struct pickq *q, const char *warehouse, const char *picker,
         memset(wh->overtakes, 0, sizeof wh->overtakes); /* no gap */
     }
     wh->last_lease_at = now;
-    wh->backlogged = pheap_size(&wh->heap) > 0;
+    wh->backlogged = ostree_size(&wh->rank) > 0;
     if (out != NULL)
         *out = o;
     return PICKQ_OK;
@@ -907,7 +1015,7 @@ pickq_touch(struct pickq *q, struct order *o, uint64_t lease, int64_t lease_ms,
     o->lease_expires = sat_add(now, lease_length(q, lease_ms));
     /* Usually later, but a shorter lease may be asked for: rekey both
        ways. */
-    pheap_rekey(&q->timers, &o->tnode, time_key(o->lease_expires));
+    pheap_rekey(&q->leases, &o->qnode, time_key(o->lease_expires));
     o->updated = now;
     return PICKQ_OK;
 }
@@ -916,7 +1024,7 @@ pickq_touch(struct pickq *q, struct order *o, uint64_t lease, int64_t lease_ms,
 static void
 lease_back(struct pickq *q, struct order *o, int action)
 {
-    pheap_remove(&q->timers, &o->tnode);
+    pheap_remove(&q->leases, &o->qnode);
     set_state(o, action);
     enter_queue(q, o);
 }
@@ -949,13 +1057,13 @@ pick_measure(struct pickq *q, struct order *o, int64_t end)
 static void
 lease_done(struct pickq *q, struct order *o, int64_t now)
 {
-    pheap_remove(&q->timers, &o->tnode);
+    pheap_remove(&q->leases, &o->qnode);
     set_state(o, ACTION_PICKED);
     o->pick_done_at = now;
     o->unconfirmed_fired = false;
     int64_t at = confirm_at(q, o);
     if (at != NO_TIME)
-        timer_insert(q, o, at);
+        timer_insert(&q->confirms, o, at);
     pick_measure(q, o, now);
 }
 
@@ -1103,10 +1211,24 @@ pickq_deliver(struct pickq *q, struct order *o, const char *operator_,
 
 /* ---- timers ----------------------------------------------------------- */
 
+/* The first root of the three timer heaps (by due time, then seq). */
+static struct pheap_node *
+timer_first(struct pickq *q)
+{
+    struct pheap_node *t = pheap_peek(&q->leases);
+    struct pheap_node *n = pheap_peek(&q->confirms);
+    if (n != NULL && (t == NULL || pheap_before(n, t)))
+        t = n;
+    n = pheap_peek(&q->whtimers);
+    if (n != NULL && (t == NULL || pheap_before(n, t)))
+        t = n;
+    return t;
+}
+
 int64_t
 pickq_next_timer(struct pickq *q)
 {
-    struct pheap_node *t = pheap_peek(&q->timers);
+    struct pheap_node *t = timer_first(q);
     return t != NULL ? (int64_t)t->key : INT64_MAX;
 }
 
@@ -1120,8 +1242,15 @@ pickq_tick(struct pickq *q, int64_t now, const struct pickq_tick_cb *cb)
        change made here may arm a timer that is already due (an expired
        order whose escalation fell due while it was picked, or an order
        promoted into a class whose window it is already in). */
-    while ((t = pheap_peek(&q->timers)) != NULL && (int64_t)t->key <= now) {
-        struct order *o = order_of_t(t);
+    while ((t = timer_first(q)) != NULL && (int64_t)t->key <= now) {
+        bool queued = t == pheap_peek(&q->whtimers);
+        int64_t at;
+        struct order *o = queued ? wh_due(q, wh_of_t(t), &at) : order_of_q(t);
+        if (queued != (o->state == STATE_QUEUED)) {
+            fprintf(stderr, "pickq: order %s is %s in the wrong timer heap\n",
+                    o->id, order_state_name(o->state));
+            abort();
+        }
         if (o->state == STATE_PICKING) {
             uint64_t old_lease = o->lease;
             lease_back(q, o, ACTION_EXPIRE);
@@ -1131,7 +1260,7 @@ pickq_tick(struct pickq *q, int64_t now, const struct pickq_tick_cb *cb)
             if (cb != NULL && cb->expired != NULL)
                 cb->expired(cb->ctx, o, old_lease);
         } else if (o->state == STATE_PICKED) {
-            pheap_remove(&q->timers, &o->tnode);
+            pheap_remove(&q->confirms, &o->qnode);
             o->unconfirmed_fired = true; /* so confirm_at is NO_TIME */
             o->wh->st.unconfirmed++;
             changes++;
@@ -1148,9 +1277,10 @@ pickq_tick(struct pickq *q, int64_t now, const struct pickq_tick_cb *cb)
             if (cb != NULL && cb->escalated != NULL)
                 cb->escalated(cb->ctx, o, from);
         } else if (o->state == STATE_QUEUED && now >= o->deadline) {
-            /* Its promotion time came after its deadline: none. */
-            pheap_remove(&q->timers, &o->tnode);
-            timer_insert(q, o, NO_TIME);
+            /* Its promotion time came after its deadline: none.  Parked
+               with the orders time leaves alone. */
+            qheap_remove(q, o);
+            qheap_insert(q, o, QH_REST);
         } else if (o->state == STATE_QUEUED) {
             int from = o->eff_cls;
             set_state(o, ACTION_ESCALATE);
@@ -1330,7 +1460,6 @@ pickq_restore(struct pickq *q, struct order *o)
         o->fin_prev = o->fin_next = NULL;
     else
         memset(&o->qnode, 0, sizeof(o->qnode));
-    memset(&o->tnode, 0, sizeof(o->tnode));
     /* Stored by an older policy or damaged: within what escalation may
        reach now (its own class, or one up but never into asn). */
     if (o->eff_cls > o->cls)
@@ -1466,41 +1595,60 @@ build(struct pheap *h, struct pheap_node **nodes, size_t n)
         pheap_insert(h, nodes[i]);
 }
 
+/* The queued orders of one warehouse, sorted, on their way into its
+   position index and (through nodes[], one run per pick heap starting at
+   at[h]) its pick heaps: one walk over the orders does both. */
 struct rk_load {
     struct order **os;
     size_t n;
+    struct pheap_node **nodes;
+    size_t at[QHEAPS];
 };
 
 static void
 rk_get(void *ctx, size_t i, struct ostree_item *out)
 {
-    const struct rk_load *l = ctx;
+    struct rk_load *l = ctx;
     if (i + PREFETCH_AHEAD < l->n)
         __builtin_prefetch(l->os[i + PREFETCH_AHEAD]);
     struct order *o = l->os[i];
+    l->nodes[l->at[o->qheap]++] = &o->qnode;
     out->key = o->qnode.key;
     out->seq = o->qnode.seq;
     out->ptr = o;
 }
 
-/* Index the queued orders os[0..n) of wh, sorted by key and seq: a bulk
-   load when the index is empty, inserts otherwise.  Reserved: no
-   failure. */
+/* Index the queued orders os[0..n) of wh, sorted by key and seq (a bulk
+   load when the index is empty, inserts otherwise; reserved: no
+   failure), and build its pick heaps from them, whose sizes
+   wh->restoring[] counted. */
 static void
-rk_build(struct pickq_wh *wh, struct order **os, size_t n)
+rk_build(struct pickq *q, struct pickq_wh *wh, struct order **os, size_t n,
+         struct pheap_node **nodes)
 {
+    struct rk_load l = {os, n, nodes, {0}};
+    for (int h = 1; h < QHEAPS; h++)
+        l.at[h] = l.at[h - 1] + wh->restoring[h - 1];
     if (ostree_size(&wh->rank) > 0) {
-        for (size_t i = 0; i < n; i++)
+        struct ostree_item it;
+        for (size_t i = 0; i < n; i++) {
+            rk_get(&l, i, &it);
             rk_insert(os[i]);
-        return;
+        }
+    } else {
+        int rc = ostree_load_sorted(&wh->rank, n, rk_get, &l);
+        if (rc != OSTREE_OK) {
+            fprintf(stderr, "pickq: warehouse %s: position index load: %d\n",
+                    wh->name, rc);
+            abort();
+        }
     }
-    struct rk_load l = {os, n};
-    int rc = ostree_load_sorted(&wh->rank, n, rk_get, &l);
-    if (rc != OSTREE_OK) {
-        fprintf(stderr, "pickq: warehouse %s: position index load: %d\n",
-                wh->name, rc);
-        abort();
+    for (size_t h = 0, from = 0; h < QHEAPS; h++) {
+        build(&wh->qh[h], nodes + from, wh->restoring[h]);
+        from += wh->restoring[h];
+        wh->restoring[h] = 0;
     }
+    wh_rearm(q, wh);
 }
 
 /* Merge the finished orders fin[0..n) (sorted by updated) into the
@@ -1574,14 +1722,15 @@ pickq_restore_done(struct pickq *q)
         nfin++;
 
     /* One walk over the active orders, in seq order:
-       - arrival seqs must be unique among them (they break ties in both
-         heaps): one lost or repeated in storage gets a fresh one;
-       - the timer heap's keys: escalations of the queued, leases of the
-         picking, confirm deadlines of the picked (into keys[0..nt));
-       - the queued get their heap keys and are compacted to the front of
-         r (nq <= i: what is overwritten was read already). */
+       - arrival seqs must be unique among them (they break ties in every
+         heap): one lost or repeated in storage gets a fresh one;
+       - the lease heap's keys (into keys[0..nl)) and the confirm heap's
+         (into keys[n - nc..n), last first);
+       - the queued get their heap keys and pick heap, counted per
+         warehouse, and are compacted to the front of r (nq <= i: what is
+         overwritten was read already). */
     uint64_t prev = 0;
-    size_t nt = 0, nq = 0;
+    size_t nl = 0, nc = 0, nq = 0;
     for (size_t i = 0; i < nact; i++) {
         if (i + PREFETCH_AHEAD < nact)
             __builtin_prefetch(r[i + PREFETCH_AHEAD], 1);
@@ -1590,26 +1739,40 @@ pickq_restore_done(struct pickq *q)
         if (seq == 0 || (i > 0 && seq == prev))
             o->seq = ++q->seq;
         prev = seq;
-        int64_t at = o->state == STATE_PICKING  ? o->lease_expires
-                     : o->state == STATE_PICKED ? confirm_at(q, o)
-                                                : escalate_at(q, o);
-        if (at != NO_TIME) {
-            o->tnode.key = time_key(at);
-            o->tnode.seq = o->seq;
-            keys[nt++] = (struct keyed){o->tnode.key, o};
-        }
-        if (o->state == STATE_QUEUED) {
+        o->qnode.seq = o->seq;
+        if (o->state == STATE_PICKING) {
+            o->qnode.key = time_key(o->lease_expires);
+            keys[nl++] = (struct keyed){o->qnode.key, o};
+        } else if (o->state == STATE_PICKED) {
+            int64_t at = confirm_at(q, o);
+            if (at != NO_TIME) {
+                o->qnode.key = time_key(at);
+                keys[n - ++nc] = (struct keyed){o->qnode.key, o};
+            }
+        } else {
             o->qnode.key = order_key(o->eff_cls, o->deadline);
-            o->qnode.seq = o->seq;
+            o->qheap = (uint8_t)qheap_of(q, o);
+            o->wh->restoring[o->qheap]++;
             r[nq++] = o;
         }
     }
     /* Stable on active orders in seq order: by (key, seq). */
-    if (nt > 1)
-        radix_sort(keys, tmp, nt);
-    for (size_t i = 0; i < nt; i++)
-        nodes[i] = &keys[i].o->tnode;
-    build(&q->timers, nodes, nt);
+    struct keyed *conf = keys + n - nc;
+    for (size_t i = 0; i < nc / 2; i++) {
+        struct keyed k = conf[i];
+        conf[i] = conf[nc - 1 - i];
+        conf[nc - 1 - i] = k;
+    }
+    if (nl > 1)
+        radix_sort(keys, tmp, nl);
+    if (nc > 1)
+        radix_sort(conf, tmp, nc);
+    for (size_t i = 0; i < nl; i++)
+        nodes[i] = &keys[i].o->qnode;
+    build(&q->leases, nodes, nl);
+    for (size_t i = 0; i < nc; i++)
+        nodes[i] = &conf[i].o->qnode;
+    build(&q->confirms, nodes, nc);
 
     fin_merge(q, r + nact, nfin - nact);
 
@@ -1622,10 +1785,7 @@ pickq_restore_done(struct pickq *q)
         while (j < nq && r[j]->wh == r[i]->wh)
             j++;
         sort_orders(r + i, j - i, keys, tmp, key_queued);
-        for (size_t k = i; k < j; k++)
-            nodes[k - i] = &r[k]->qnode;
-        rk_build(r[i]->wh, r + i, j - i);
-        build(&r[i]->wh->heap, nodes, j - i);
+        rk_build(q, r[i]->wh, r + i, j - i, nodes);
         i = j;
     }
     free(nodes);
@@ -1677,9 +1837,7 @@ static void
 each_picking_one(void *ctx, struct pheap_node *n)
 {
     struct each_picking *e = ctx;
-    const struct order *o = order_of_t(n);
-    if (o->state != STATE_PICKING && o->state != STATE_PICKED)
-        return;
+    const struct order *o = order_of_q(n);
     if (e->warehouse && strcmp(e->warehouse, o->wh->name) != 0)
         return;
     e->fn(e->ctx, o);
@@ -1690,7 +1848,8 @@ pickq_each_picking(struct pickq *q, const char *warehouse,
                    void (*fn)(void *ctx, const struct order *o), void *ctx)
 {
     struct each_picking e = {warehouse, fn, ctx};
-    pheap_each(&q->timers, each_picking_one, &e);
+    pheap_each(&q->leases, each_picking_one, &e);
+    pheap_each(&q->confirms, each_picking_one, &e);
 }
 
 void

@@ -2,11 +2,13 @@
  * pickq — the pick queues of every warehouse, the id index over all orders,
  * leases, escalation, positions and queue-jump reports.
  *
- * One pairing heap per warehouse orders queued orders by (effective class,
- * deadline, arrival).  One more heap, the timer heap, holds for each queued
- * order the time it escalates, for each picking order the time its lease
- * expires and for each picked order the time its outbound is overdue, so
- * pickq_next_timer() is O(1) and the caller arms one timer.
+ * Pairing heaps per warehouse order queued orders by (effective class,
+ * deadline, arrival), split by what time will do to them, so that each
+ * heap's first order is also its next to escalate.  Three heaps of times
+ * hold the warehouses by their next escalation, the picking orders by the
+ * time their lease expires and the picked orders by the time their
+ * outbound is overdue, so pickq_next_timer() is O(1) and the caller arms
+ * one timer.
  *
  * The queue owns every order it was given.  Single-threaded; no I/O and no
  * clock: `now` is always a parameter (epoch ms).  Pointers to orders stay
@@ -269,9 +271,8 @@ void pickq_each_warehouse(struct pickq *q,
                           void *ctx);
 
 /* Call fn for every order of warehouse (NULL: every warehouse) that is
-   picking, or picked with its confirm timer armed: the orders in the
-   timer heap that a picker holds, in no set order.  O(timers).  fn must
-   not change q. */
+   picking, or picked with its confirm timer armed (the lease and confirm
+   heaps), in no set order.  O(those orders).  fn must not change q. */
 void pickq_each_picking(struct pickq *q, const char *warehouse,
                         void (*fn)(void *ctx, const struct order *o),
                         void *ctx);

@@ -2058,6 +2058,235 @@ Test(pickq, restore_rearms_confirm_timers)
     pickq_free(q);
 }
 
+/* A restored queue behaves as the live one it was copied from: the same
+   pick order in every warehouse, the same timers, and, driven on by the
+   same ticks and leases, the same events in the same order.  The live
+   queue is built by random operations over three warehouses and several
+   days, so that orders wait, are promoted, demoted and parked, are
+   leased, released, picked and confirmed; every order is then deep-copied
+   (as storage would hand it back) into a second queue through
+   pickq_restore. */
+struct event_hash {
+    uint64_t h;
+    size_t n;
+};
+
+static void
+eh_add(struct event_hash *e, char kind, const struct order *o, uint64_t v)
+{
+    for (const char *c = o->id; *c; c++)
+        e->h = (e->h ^ (uint8_t)*c) * UINT64_C(0x100000001b3);
+    e->h = (e->h ^ (uint8_t)kind) * UINT64_C(0x100000001b3);
+    e->h = (e->h ^ v) * UINT64_C(0x100000001b3);
+    e->n++;
+}
+
+static void
+eh_expired(void *ctx, struct order *o, uint64_t old_lease)
+{
+    eh_add(ctx, 'E', o, old_lease);
+}
+
+static void
+eh_escalated(void *ctx, struct order *o, int from)
+{
+    eh_add(ctx, 'U', o, (uint64_t)from * 16 + o->eff_cls);
+}
+
+static void
+eh_unconfirmed(void *ctx, struct order *o)
+{
+    eh_add(ctx, 'C', o, o->pick_done_at);
+}
+
+/* A copy of o as storage keeps it: every stored field, no links. */
+static struct order *
+order_copy(const struct order *o)
+{
+    struct order *c = order_new();
+    cr_assert_not_null(c);
+    cr_assert_eq(order_set_id(c, o->id, strlen(o->id)), 0);
+    cr_assert_eq(order_set_warehouse(c, o->warehouse, strlen(o->warehouse)), 0);
+    cr_assert_eq(order_set_customer(c, o->customer, strlen(o->customer)), 0);
+    if (o->picker != NULL)
+        cr_assert_eq(order_set_picker(c, o->picker, strlen(o->picker)), 0);
+    if (o->operator_ != NULL)
+        cr_assert_eq(order_set_operator(c, o->operator_, strlen(o->operator_)),
+                     0);
+    size_t pos = 0;
+    const char *k, *v;
+    while (order_attr_next(o, &pos, &k, &v))
+        cr_assert_eq(order_attr_set(c, k, strlen(k), v, strlen(v), NULL, 0), 0);
+    c->deadline = o->deadline;
+    c->created = o->created;
+    c->updated = o->updated;
+    c->seq = o->seq;
+    c->lease = o->lease;
+    c->lease_expires = o->lease_expires;
+    c->picked_at = o->picked_at;
+    c->pick_done_at = o->pick_done_at;
+    c->cls = o->cls;
+    c->eff_cls = o->eff_cls;
+    c->state = o->state;
+    c->unconfirmed_fired = o->unconfirmed_fired;
+    c->outbound_leased = o->outbound_leased;
+    if (order_state_finished(o->state)) {
+        c->outbound_at = o->outbound_at;
+        c->delivered_at = o->delivered_at;
+    }
+    return c;
+}
+
+#define RB_ORDERS 3000
+static const char *const rb_wh[] = {"SH01", "BJ02", "GZ03"};
+
+static void
+rb_compare(struct pickq *a, struct pickq *b, struct order **os, size_t n)
+{
+    static struct order *qa[RB_ORDERS], *qb[RB_ORDERS];
+    for (size_t w = 0; w < 3; w++) {
+        size_t na = pickq_peek(a, rb_wh[w], RB_ORDERS, qa);
+        size_t nb = pickq_peek(b, rb_wh[w], RB_ORDERS, qb);
+        cr_assert_eq(na, nb, "%s: %zu queued live, %zu restored", rb_wh[w], na,
+                     nb);
+        for (size_t i = 0; i < na; i++)
+            cr_assert_str_eq(qa[i]->id, qb[i]->id, "%s, place %zu", rb_wh[w],
+                             i);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct order *o = os[i];
+        struct order *c = pickq_get(b, o->id, strlen(o->id));
+        cr_assert_not_null(c, "%s", o->id);
+        cr_assert_eq(c->state, o->state, "%s", o->id);
+        cr_assert_eq(c->eff_cls, o->eff_cls, "%s", o->id);
+        cr_assert_eq(c->lease, o->lease, "%s", o->id);
+    }
+    cr_assert_eq(pickq_next_timer(a), pickq_next_timer(b));
+}
+
+Test(pickq, restore_behaves_as_the_live_queue)
+{
+    struct pickq *live = new_q();
+    static struct order *os[RB_ORDERS];
+    size_t n = 0;
+    const char *env = getenv("PICKQ_SEED");
+    unsigned long long seed =
+        env != NULL ? strtoull(env, NULL, 10) : (unsigned long long)time(NULL);
+    uint64_t r = seed | 1;
+#define RB_RND() (r ^= r << 13, r ^= r >> 7, r ^= r << 17, r)
+    int64_t now = T0;
+    struct event_hash ignored = {0, 0};
+    struct pickq_tick_cb cb_live = {eh_expired, eh_escalated, eh_unconfirmed,
+                                    &ignored};
+    for (int op = 0; op < 20000; op++) {
+        now += (int64_t)(RB_RND() % (2 * MIN));
+        struct order *o = n > 0 ? os[RB_RND() % n] : NULL;
+        const char *w = rb_wh[RB_RND() % 3];
+        switch (RB_RND() % 10) {
+        case 0:
+        case 1:
+        case 2:
+            if (n < RB_ORDERS) {
+                char id[16];
+                snprintf(id, sizeof id, "R%05zu", n);
+                int cls = (int)(RB_RND() % CLASS_COUNT);
+                int64_t d = now - 2 * HOUR +
+                            (int64_t)(RB_RND() % (uint64_t)(60 * HOUR));
+                os[n++] = push(live, id, w, cls, d, RB_RND() % 4 != 0, now);
+            }
+            break;
+        case 3:
+            if (o != NULL && o->state == STATE_NEW)
+                cr_assert_eq(pickq_approve(live, o, now, NULL), PICKQ_OK);
+            break;
+        case 4:
+        case 5:
+            pickq_next(live, w, "p1", (int64_t)(RB_RND() % (3 * HOUR)), now,
+                       NULL);
+            break;
+        case 6:
+            if (o != NULL && o->state == STATE_PICKING)
+                cr_assert_eq(RB_RND() % 2
+                                 ? pickq_release(live, o, o->lease, now)
+                                 : pickq_picked(live, o, o->lease, now),
+                             PICKQ_OK);
+            break;
+        case 7:
+            if (o != NULL &&
+                (o->state == STATE_PICKED || o->state == STATE_QUEUED))
+                cr_assert_eq(pickq_outbound(live, o, "op", now, now, NULL),
+                             PICKQ_OK);
+            break;
+        case 8:
+            if (o != NULL && o->state == STATE_QUEUED && o->cls != CLASS_ASN) {
+                int cls = CLASS_RUSH4H + (int)(RB_RND() % 3);
+                int64_t d = now + (int64_t)(RB_RND() % (30 * HOUR));
+                cr_assert_eq(pickq_reprio(live, o, cls, d, now, NULL, NULL, 0),
+                             PICKQ_OK);
+            }
+            break;
+        default:
+            pickq_tick(live, now, &cb_live);
+            break;
+        }
+    }
+    /* Everything due is done, so the copy has nothing to catch up on
+       (but parking, which reports nothing). */
+    pickq_tick(live, now, &cb_live);
+
+    struct pickq *back = new_q();
+    for (size_t i = 0; i < n; i++)
+        cr_assert_eq(pickq_restore(back, order_copy(os[i])), PICKQ_OK);
+    cr_assert_eq(pickq_restore_done(back), PICKQ_OK);
+    struct event_hash ea = {0, 0}, eb = {0, 0};
+    struct pickq_tick_cb ca = {eh_expired, eh_escalated, eh_unconfirmed, &ea};
+    struct pickq_tick_cb cbk = {eh_expired, eh_escalated, eh_unconfirmed, &eb};
+    cr_assert_eq(pickq_tick(back, now, &cbk), 0, "seed %llu", seed);
+    rb_compare(live, back, os, n);
+    if (getenv("RB_VERBOSE") != NULL) {
+        struct pickq_stats st;
+        pickq_stats(live, NULL, &st);
+        fprintf(stderr,
+                "restored: %zu queued, %zu picking, %zu picked, "
+                "%zu escalations so far\n",
+                st.by_state[STATE_QUEUED], st.by_state[STATE_PICKING],
+                st.by_state[STATE_PICKED], (size_t)st.escalations);
+    }
+
+    /* Driven on alike, they stay alike until every queue is empty. */
+    for (int step = 0; step < 4000; step++) {
+        now += (int64_t)(RB_RND() % (20 * MIN));
+        size_t ga = pickq_tick(live, now, &ca);
+        size_t gb = pickq_tick(back, now, &cbk);
+        cr_assert_eq(ga, gb, "seed %llu, step %d", seed, step);
+        cr_assert_eq(ea.h, eb.h, "seed %llu, step %d: events differ", seed,
+                     step);
+        const char *w = rb_wh[RB_RND() % 3];
+        struct order *xa = NULL, *xb = NULL;
+        int64_t lease_ms = (int64_t)(RB_RND() % (2 * HOUR));
+        int rca = pickq_next(live, w, "p2", lease_ms, now, &xa);
+        int rcb = pickq_next(back, w, "p2", lease_ms, now, &xb);
+        cr_assert_eq(rca, rcb, "seed %llu, step %d", seed, step);
+        if (rca != PICKQ_OK)
+            continue;
+        cr_assert_str_eq(xa->id, xb->id, "seed %llu, step %d", seed, step);
+        cr_assert_eq(xa->lease, xb->lease);
+        if (RB_RND() % 3 != 0) { /* the rest expire and come back */
+            cr_assert_eq(pickq_picked(live, xa, xa->lease, now), PICKQ_OK);
+            cr_assert_eq(pickq_picked(back, xb, xb->lease, now), PICKQ_OK);
+        }
+        if (step % 500 == 0)
+            rb_compare(live, back, os, n);
+    }
+    rb_compare(live, back, os, n);
+    if (getenv("RB_VERBOSE") != NULL)
+        fprintf(stderr, "then %zu events alike\n", ea.n);
+    cr_assert_gt(ea.n, 0);
+#undef RB_RND
+    pickq_free(live);
+    pickq_free(back);
+}
+
 /* ------------------------------------------------------------ model test */
 
 #define NWH 3
