@@ -148,26 +148,35 @@ get_u8(struct rbuf *r, const char *what)
 static uint64_t
 get_uvar(struct rbuf *r, const char *what)
 {
+    if (r->failed)
+        return 0;
+    /* Locals, not r's fields: a byte read through unsigned char may alias
+       them, which would reload them for every byte. */
+    const unsigned char *p = r->p;
+    size_t off = r->off, len = r->len, start = off;
+    if (off < len && p[off] < 0x80) { /* every length, most small values */
+        r->off = off + 1;
+        return p[off];
+    }
     uint64_t v = 0;
-    size_t start = r->off;
-    for (unsigned shift = 0; !r->failed; shift += 7) {
-        if (r->off >= r->len) {
-            rfail(r, "truncated at byte %zu (%s)", r->off, what);
-            break;
+    for (unsigned shift = 0;; shift += 7) {
+        if (off >= len) {
+            rfail(r, "truncated at byte %zu (%s)", off, what);
+            return 0;
         }
-        unsigned char c = r->p[r->off++];
+        unsigned char c = p[off++];
         if (shift == 63 && c > 1) {
             rfail(r, "varint overflow at byte %zu (%s)", start, what);
-            break;
+            return 0;
         }
         v |= (uint64_t)(c & 0x7f) << shift;
         if (!(c & 0x80)) {
-            if (c == 0 && r->off - start > 1)
+            r->off = off;
+            if (c == 0)
                 rfail(r, "non-minimal varint at byte %zu (%s)", start, what);
             return v;
         }
     }
-    return 0;
 }
 
 static int64_t
