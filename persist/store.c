@@ -985,6 +985,18 @@ store_close(struct store *s)
     store_free(s);
 }
 
+/* Should the sleeping thread be woken for what is queued?  Not while
+   the loop holds the queue (store_group_end wakes it once, for the whole
+   group), and not with inline commit, where the loop writes the group
+   before it sleeps, unless the store is failing (the thread retries).
+   Under s->mu. */
+static bool
+thread_wanted(const struct store *s)
+{
+    return s->sleeping && s->q.count > 0 &&
+           (!s->opt.inline_commit || !atomic_load(&s->ok));
+}
+
 /* Appends one record to the queue and returns its ticket, or 0. */
 static uint64_t
 enqueue(struct store *s, uint32_t op, const char *id, size_t idlen,
@@ -1021,11 +1033,12 @@ enqueue(struct store *s, uint32_t op, const char *id, size_t idlen,
     atomic_store(&s->queued, s->q.count);
     uint64_t ticket = atomic_load(&s->submitted) + 1;
     atomic_store(&s->submitted, ticket);
-    /* Inline commit: the loop writes the group before it sleeps, unless
-       the store is failing (the thread retries). */
-    if (s->sleeping && (!s->opt.inline_commit || !atomic_load(&s->ok)))
-        pthread_cond_signal(&s->work);
+    bool signal = s->held == 0 && thread_wanted(s);
     pthread_mutex_unlock(&s->mu);
+    /* After the unlock: woken under the lock, the thread would only block
+       on it again (two more futex calls and a context switch). */
+    if (signal)
+        pthread_cond_signal(&s->work);
     return ticket;
 }
 
@@ -1116,10 +1129,17 @@ store_group_begin(struct store *s)
 void
 store_group_end(struct store *s)
 {
+    bool unheld = false, work = false;
     pthread_mutex_lock(&s->mu);
-    if (s->held > 0 && --s->held == 0 && s->held_waiting)
-        pthread_cond_signal(&s->unheld);
+    if (s->held > 0 && --s->held == 0) {
+        unheld = s->held_waiting;
+        work = thread_wanted(s);
+    }
     pthread_mutex_unlock(&s->mu);
+    if (unheld)
+        pthread_cond_signal(&s->unheld);
+    if (work)
+        pthread_cond_signal(&s->work);
 }
 
 uint64_t
