@@ -92,17 +92,34 @@ e2e_tempdir(struct daemon *d)
     snprintf(d->log, sizeof d->log, "%s/dispatchd.log", d->dir);
 }
 
-/* Start dispatchd on d->port (a new free one if 0) with d->data, plus the
-   NULL-terminated extra arguments; wait until it accepts connections. */
-static inline void
-e2e_start_argv(struct daemon *d, const char *const *extra)
+/* Does the daemon's log hold needle in a line from byte `from` on? */
+static inline bool
+e2e_log_since_has(const struct daemon *d, long from, const char *needle)
 {
-    if (!d->dir[0])
-        e2e_tempdir(d);
-    if (!d->port)
-        d->port = e2e_free_port();
-    if (!d->http_port)
-        d->http_port = e2e_free_port();
+    FILE *f = fopen(d->log, "r");
+    char line[4096];
+    bool found = false;
+    if (f && from > 0)
+        (void)fseek(f, from, SEEK_SET); /* failing, it reads it all */
+    while (f && !found && fgets(line, sizeof line, f))
+        found = strstr(line, needle) != NULL;
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static inline long
+e2e_log_size(const struct daemon *d)
+{
+    struct stat st;
+    return stat(d->log, &st) == 0 ? (long)st.st_size : 0;
+}
+
+/* One start of dispatchd (see e2e_start_argv): true once it accepts
+   connections, false when it exited because a port was taken. */
+static inline bool
+e2e_try_start(struct daemon *d, const char *const *extra)
+{
     char port[16], hport[16];
     snprintf(port, sizeof port, "%d", d->port);
     snprintf(hport, sizeof hport, "%d", d->http_port);
@@ -114,6 +131,7 @@ e2e_start_argv(struct daemon *d, const char *const *extra)
         argv[n++] = extra[i];
     argv[n] = NULL;
 
+    long from = e2e_log_size(d); /* a restart appends to the same log */
     d->pid = fork();
     cr_assert(d->pid >= 0, "fork: %s", strerror(errno));
     if (d->pid == 0) {
@@ -128,16 +146,45 @@ e2e_start_argv(struct daemon *d, const char *const *extra)
         _exit(127);
     }
     for (int i = 0; i < 1000; i++) {
-        if (e2e_port_open(d->port))
-            return;
+        /* Listening, and this daemon is the one: it logs the line after
+           its last bind (another process may hold the port, when it took
+           the number between e2e_free_port and our bind). */
+        if (e2e_port_open(d->port) &&
+            e2e_log_since_has(d, from, "listening on"))
+            return true;
         int st;
         if (waitpid(d->pid, &st, WNOHANG) == d->pid) {
             d->pid = 0;
+            if (e2e_log_since_has(d, from, "cannot listen"))
+                return false;
             cr_assert_fail("dispatchd exited at start (see %s)", d->log);
         }
         e2e_sleep_ms(10);
     }
     cr_assert_fail("dispatchd did not listen on %d within 10 s", d->port);
+    return false;
+}
+
+/* Start dispatchd on d->port (a new free one if 0) with d->data, plus the
+   NULL-terminated extra arguments; wait until it accepts connections.
+   Ports picked here are picked again when another process took one
+   first; a port the test chose must be free. */
+static inline void
+e2e_start_argv(struct daemon *d, const char *const *extra)
+{
+    if (!d->dir[0])
+        e2e_tempdir(d);
+    bool pick = !d->port, pick_http = !d->http_port;
+    for (int attempt = 1;; attempt++) {
+        if (pick)
+            d->port = e2e_free_port();
+        if (pick_http)
+            d->http_port = e2e_free_port();
+        if (e2e_try_start(d, extra))
+            return;
+        cr_assert((pick || pick_http) && attempt < 5,
+                  "dispatchd could not listen (see %s)", d->log);
+    }
 }
 
 static inline void
@@ -384,14 +431,7 @@ e2e_sh(int *status, const char *fmt, ...)
 static inline bool
 e2e_log_has(const struct daemon *d, const char *needle)
 {
-    FILE *f = fopen(d->log, "r");
-    char line[4096];
-    bool found = false;
-    while (f && !found && fgets(line, sizeof line, f))
-        found = strstr(line, needle) != NULL;
-    if (f)
-        fclose(f);
-    return found;
+    return e2e_log_since_has(d, 0, needle);
 }
 
 /* The end of a test: SIGTERM must stop the daemon with status 0 (the
