@@ -2128,6 +2128,10 @@ order_copy(const struct order *o)
     c->cls = o->cls;
     c->eff_cls = o->eff_cls;
     c->state = o->state;
+    c->source = o->source;
+    c->fulfil = o->fulfil;
+    c->risk = o->risk;
+    c->audit_n = o->audit_n;
     c->unconfirmed_fired = o->unconfirmed_fired;
     c->outbound_leased = o->outbound_leased;
     if (order_state_finished(o->state)) {
