@@ -114,11 +114,12 @@
 #define MS_PER_DAY INT64_C(86400000)
 
 /* A warehouse's pick heaps (o->qheap): for each class c that may
-   escalate (those after rush4h, see may_escalate), QH_WAIT + c - FIRST
-   holds its orders waiting at class c and QH_UP + c - FIRST those
-   promoted from c into c - 1; QH_REST holds the others (asn, rush4h, a
-   class whose window is off, and "parked" orders, whose promotion time
-   came after their deadline). */
+   escalate (those after rush4h, see may_escalate), QH_WAIT + c -
+   QH_FIRST holds its orders waiting at class c, and QH_UP + c - QH_FIRST
+   those promoted from c into c - 1; QH_REST holds the others (asn,
+   rush4h, a class whose window is off, and "parked" orders, whose
+   promotion time came after their deadline).  Five heaps of 536 bytes:
+   a warehouse costs about 3 KiB. */
 #define QH_FIRST (CLASS_RUSH4H + 1)
 #define QH_CLASSES (CLASS_COUNT - QH_FIRST)
 enum { QH_WAIT = 0, QH_UP = QH_CLASSES, QH_REST = 2 * QH_CLASSES, QHEAPS };
@@ -129,8 +130,8 @@ struct pickq_wh {
     size_t idx;               /* creation order (restore sorts by it) */
     struct pheap qh[QHEAPS];  /* its queued orders */
     struct ostree rank;       /* the same orders in the position index */
-    struct pheap_node tnode;  /* in q->whtimers at its next due, when */
-    bool timed;               /* one of its WAIT or UP heaps holds one */
+    struct pheap_node tnode;  /* in q->whtimers at its next due time */
+    bool timed;               /* tnode is in q->whtimers */
     size_t restoring[QHEAPS]; /* pickq_restore_done's count per heap */
     struct pickq_stats st;    /* its counters; st.warehouses unused */
     bool measured;            /* st.mean_pick_ms is a measurement */
