@@ -481,14 +481,17 @@ wh_due(const struct pickq *q, struct pickq_wh *wh, int64_t *at)
 }
 
 /* A root of wh's WAIT or UP heaps changed: move wh in q->whtimers to the
-   time of its first due order. */
+   time of its first due order (often the same one: then nothing moves). */
 static void
 wh_rearm(struct pickq *q, struct pickq_wh *wh)
 {
-    if (wh->timed)
-        pheap_remove(&q->whtimers, &wh->tnode);
     int64_t at;
     struct order *o = wh_due(q, wh, &at);
+    if (wh->timed && o != NULL && wh->tnode.key == time_key(at) &&
+        wh->tnode.seq == o->seq)
+        return;
+    if (wh->timed)
+        pheap_remove(&q->whtimers, &wh->tnode);
     wh->timed = o != NULL;
     if (o != NULL) {
         wh->tnode.key = time_key(at);
@@ -518,16 +521,20 @@ qheap_remove(struct pickq *q, struct order *o)
         wh_rearm(q, o->wh);
 }
 
+/* The earlier of two heap roots by (key, seq); either may be NULL. */
+static struct pheap_node *
+root_first(struct pheap_node *a, struct pheap_node *b)
+{
+    return a == NULL || (b != NULL && pheap_before(b, a)) ? b : a;
+}
+
 /* The first queued order of wh in pick order: the first of the roots. */
 static struct order *
 wh_first(struct pickq_wh *wh)
 {
     struct pheap_node *best = NULL;
-    for (int h = 0; h < QHEAPS; h++) {
-        struct pheap_node *n = pheap_peek(&wh->qh[h]);
-        if (n != NULL && (best == NULL || pheap_before(n, best)))
-            best = n;
-    }
+    for (int h = 0; h < QHEAPS; h++)
+        best = root_first(best, pheap_peek(&wh->qh[h]));
     return best != NULL ? order_of_q(best) : NULL;
 }
 
@@ -1216,14 +1223,9 @@ pickq_deliver(struct pickq *q, struct order *o, const char *operator_,
 static struct pheap_node *
 timer_first(struct pickq *q)
 {
-    struct pheap_node *t = pheap_peek(&q->leases);
-    struct pheap_node *n = pheap_peek(&q->confirms);
-    if (n != NULL && (t == NULL || pheap_before(n, t)))
-        t = n;
-    n = pheap_peek(&q->whtimers);
-    if (n != NULL && (t == NULL || pheap_before(n, t)))
-        t = n;
-    return t;
+    return root_first(
+        root_first(pheap_peek(&q->leases), pheap_peek(&q->confirms)),
+        pheap_peek(&q->whtimers));
 }
 
 int64_t
